@@ -1,0 +1,682 @@
+"""Study files: the seed's dicts verbatim, completed by defaults and budget presets.
+
+A study file (TOML) has three layers, merged with the precedence
+**CLI flags > chosen budget > experiment > defaults**::
+
+    description = "one line for `neuromosaic studies`"
+
+    [experiment]            # one of the seed's dicts, verbatim (same keys, TOML syntax)
+    name = "efficient_net_search"
+    architecture_type = "conv_net"
+    [experiment.search_space]
+    depth_multiplier = [0.5, 2.0]
+    [experiment.constraints]
+    max_params = "10M"
+
+    [defaults]              # completes what the fragment lacks
+    objectives = ["accuracy", "flops"]
+    dataset = "digits"
+
+    [budget]
+    default = "cpu"         # preset used when --budget is not given
+    [budget.cpu]            # may override only BUDGET_KEYS
+    max_trials = 12
+    epochs = 3
+
+The same structure loads from a Python dict with :func:`load_config`. Every error is a
+:class:`ConfigError` whose message starts with the field path, e.g.
+``experiment.search_space.depth_multiplier: expected [low, high] or a list of choices``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from neuromosaic_optuna.metrics import METRICS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "BUDGET_KEYS",
+    "BUDGET_WORDS",
+    "ConfigError",
+    "Constraint",
+    "ObjectiveSpec",
+    "StudyConfig",
+    "load_config",
+    "load_study_file",
+    "parse_bytes",
+    "parse_count",
+    "parse_duration",
+]
+
+
+class ConfigError(ValueError):
+    """A study file or dict is invalid. ``str(err)`` is one line: ``field.path: what to do``."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+# --------------------------------------------------------------------------- units
+
+_COUNT_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12}
+_TIME_SUFFIX = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+_BYTE_SUFFIX = {
+    "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+    "KIB": 2.0**10, "MIB": 2.0**20, "GIB": 2.0**30, "TIB": 2.0**40,
+}
+_NUMBER = r"([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
+
+#: ``budget = "small" | "large"`` in the seed's transfer experiment, as trials and epochs.
+BUDGET_WORDS: dict[str, dict[str, int]] = {
+    "small": {"max_trials": 30, "epochs": 2},
+    "medium": {"max_trials": 60, "epochs": 4},
+    "large": {"max_trials": 100, "epochs": 8},
+}
+
+
+def _finite_number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(path, f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(path, f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _parse_unit(value: Any, path: str, suffixes: Mapping[str, float], example: str,
+                upper: bool) -> float:
+    if isinstance(value, str):
+        m = re.fullmatch(_NUMBER + r"\s*([A-Za-zµ]*)", value.strip())
+        suffix = (m.group(2).upper() if upper else m.group(2)) if m else None
+        if m is None or suffix not in suffixes:
+            raise ConfigError(path, f"cannot read {value!r}; write a number with a unit, e.g. "
+                              f"{example} (units: {', '.join(k for k in suffixes if k)})")
+        number = float(m.group(1)) * suffixes[suffix]
+    else:
+        number = _finite_number(value, path)
+    if number < 0:
+        raise ConfigError(path, f"must not be negative, got {value!r}")
+    return number
+
+
+def parse_count(value: Any, path: str = "value") -> float:
+    """Parse a count such as ``"10M"``, ``"1.5G"``, ``"500K"`` or a plain number.
+
+    Example:
+        >>> parse_count("1.5G")
+        1500000000.0
+    """
+    return _parse_unit(value, path, _COUNT_SUFFIX, '"10M"', upper=True)
+
+
+def parse_duration(value: Any, path: str = "value") -> float:
+    """Parse a duration such as ``"100ms"`` or ``"2s"`` into seconds (plain numbers: seconds).
+
+    Example:
+        >>> parse_duration("100ms")
+        0.1
+    """
+    return _parse_unit(value, path, _TIME_SUFFIX, '"100ms"', upper=False)
+
+
+def parse_bytes(value: Any, path: str = "value") -> float:
+    """Parse a size such as ``"64MB"`` or ``"1GiB"`` into bytes (plain numbers: bytes).
+
+    Example:
+        >>> parse_bytes("2KiB")
+        2048.0
+    """
+    return _parse_unit(value, path, _BYTE_SUFFIX, '"64MB"', upper=True)
+
+
+def _parse_metric_value(metric: str, value: Any, path: str) -> float:
+    unit = METRICS[metric].unit
+    if unit == "seconds":
+        return parse_duration(value, path)
+    if unit == "bytes":
+        return parse_bytes(value, path)
+    if unit == "fraction":
+        number = _finite_number(value, path)
+        if not 0.0 <= number <= 1.0:
+            raise ConfigError(path, f"is a fraction in [0, 1] (0.75 means 75%), got {value!r}")
+        return number
+    return parse_count(value, path)
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """One objective: a metric name, its direction and (in the weighted form) its weight."""
+
+    name: str
+    direction: str
+    weight: float | None = None
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A hard constraint ``metric <= bound`` (``max_``) or ``metric >= bound`` (``min_``).
+
+    ``bound`` is in the metric's base unit (seconds, bytes, counts, fractions); ``raw`` keeps
+    what the study file said, for messages.
+    """
+
+    name: str
+    metric: str
+    kind: str
+    bound: float
+    raw: Any
+
+    def violation(self, value: float) -> float:
+        """Optuna's convention: ``<= 0`` is feasible; the value is the signed margin."""
+        return value - self.bound if self.kind == "max" else self.bound - value
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A fully merged study configuration. Build it with :func:`load_config`."""
+
+    name: str
+    architecture_type: str
+    search_space: Mapping[str, Any]
+    objectives: tuple[ObjectiveSpec, ...]
+    constraints: tuple[Constraint, ...] = ()
+    dataset: str = "digits"
+    dataset_path: str | None = None
+    max_trials: int = 20
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    seed: int = 0
+    resolution: int = 32
+    max_resolution: int | None = None
+    head_dim: int = 16
+    max_train_samples: int | None = None
+    latency_batch_size: int = 1
+    search_strategy: str | None = None
+    sampler: Mapping[str, Any] = field(default_factory=dict)
+    pruner: Mapping[str, Any] = field(default_factory=dict)
+    population_size: int | None = None
+    known_good: tuple[Mapping[str, Any], ...] = ()
+    source_task: Mapping[str, Any] | None = None
+    target_task: Mapping[str, Any] | None = None
+    transfer_strategy: str | None = None
+    perturbations: Mapping[str, Any] | None = None
+    robustness_metrics: tuple[str, ...] = ()
+    description: str = ""
+    budget: str | None = None
+    experiment: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna directions, one per objective (one ``maximize`` for the weighted form)."""
+        if self.is_weighted:
+            return ["maximize"]
+        return [o.direction for o in self.objectives]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names for ``study.set_metric_names``."""
+        return ["weighted_score"] if self.is_weighted else [o.name for o in self.objectives]
+
+    @property
+    def is_weighted(self) -> bool:
+        """True when the objectives are scalarized (``search_strategy = "weighted"``)."""
+        return self.search_strategy == "weighted"
+
+    def with_overrides(self, **overrides: Any) -> StudyConfig:
+        """Return a copy with fields replaced (used for CLI flags)."""
+        return replace(self, **overrides)
+
+
+# --------------------------------------------------------------------------- schema
+
+#: Keys the seed's dicts use; allowed in ``[experiment]`` (and everywhere else).
+SEED_KEYS = frozenset({
+    "name", "architecture_type", "search_space", "objectives", "dataset", "max_trials",
+    "constraints", "search_strategy", "source_task", "target_task", "transfer_strategy",
+    "perturbations", "metrics",
+})
+#: Keys a ``[budget.<name>]`` preset may override.
+BUDGET_KEYS = frozenset({
+    "max_trials", "epochs", "dataset", "dataset_path", "resolution", "max_resolution",
+    "head_dim", "max_flops", "batch_size", "max_train_samples", "population_size",
+    "learning_rate", "latency_batch_size", "source_task", "target_task",
+})
+#: Every key of the merged configuration.
+ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
+    "weight_decay", "optimizer", "seed", "sampler", "pruner", "known_good", "description",
+})
+
+_TOP_LEVEL = frozenset({"experiment", "defaults", "budget", "description"})
+_OPTIMIZERS = ("adamw", "adam", "sgd")
+_ARCH_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _expect_table(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a table, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ConfigError(path, f"keys must be strings, got {key!r}")
+    return value
+
+
+def _expect_str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, f"expected a non-empty string, got {value!r}")
+    if len(value) > 200:
+        raise ConfigError(path, "is longer than 200 characters")
+    return value
+
+
+def _expect_int(value: Any, path: str, *, low: int = 1, high: int = 10**9) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(path, f"expected an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(path, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _expect_float(value: Any, path: str, *, low: float = 0.0, high: float = math.inf,
+                  open_low: bool = False) -> float:
+    number = _finite_number(value, path)
+    if number < low or (open_low and number == low) or number > high:
+        bound = f"> {low}" if open_low else f">= {low}"
+        raise ConfigError(path, f"must be {bound}" + (f" and <= {high}" if high < math.inf else "")
+                          + f", got {value!r}")
+    return number
+
+
+def _check_space_entry(value: Any, path: str) -> None:
+    """Shape check only; :mod:`space` turns the entry into a distribution."""
+    hint = "expected [low, high] or a list of choices, or a table {low, high, step, log} / {choices}"
+    if isinstance(value, Mapping):
+        allowed = {"low", "high", "step", "log", "choices"}
+        unknown = set(value) - allowed
+        if unknown:
+            raise ConfigError(f"{path}.{sorted(unknown)[0]}", f"unknown key; allowed: "
+                              f"{', '.join(sorted(allowed))}")
+        if "choices" in value:
+            if set(value) != {"choices"}:
+                raise ConfigError(path, "a {choices} table takes no low/high/step/log")
+            _check_choices(value["choices"], f"{path}.choices")
+            return
+        if "low" not in value or "high" not in value:
+            raise ConfigError(path, "a range table needs both low and high")
+        low = _finite_number(value["low"], f"{path}.low")
+        high = _finite_number(value["high"], f"{path}.high")
+        if low > high:
+            raise ConfigError(path, f"low > high ({value['low']} > {value['high']}); swap them")
+        if "step" in value:
+            _expect_float(value["step"], f"{path}.step", open_low=True)
+        if "log" in value:
+            if not isinstance(value["log"], bool):
+                raise ConfigError(f"{path}.log", f"expected true or false, got {value['log']!r}")
+            if value["log"] and low <= 0:
+                raise ConfigError(path, "log = true needs low > 0")
+            if value["log"] and "step" in value:
+                raise ConfigError(path, "log = true cannot be combined with step")
+        return
+    if not isinstance(value, list) or len(value) < 2:
+        raise ConfigError(path, hint)
+    if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                               for v in value):
+        low, high = (_finite_number(v, path) for v in value)
+        if low > high:
+            raise ConfigError(path, f"low > high ({value[0]} > {value[1]}); swap them")
+        return
+    _check_choices(value, path)
+
+
+def _check_choices(value: Any, path: str) -> None:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "expected a non-empty list of choices")
+    for i, v in enumerate(value):
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{path}[{i}]", f"expected a finite number, got {v!r}")
+        if v is not None and not isinstance(v, (bool, int, float, str)):
+            raise ConfigError(f"{path}[{i}]", "choices must be numbers, strings or booleans")
+    if len({(type(v), v) for v in value}) != len(value):
+        raise ConfigError(path, "choices must be distinct")
+
+
+def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one branch per key
+    if key in ("name", "architecture_type", "dataset", "dataset_path", "transfer_strategy",
+               "description"):
+        text = _expect_str(value, path)
+        if key == "architecture_type" and not _ARCH_NAME.match(text):
+            raise ConfigError(path, f"not a valid architecture name: {text!r}")
+        return text
+    if key == "search_space":
+        table = _expect_table(value, path)
+        if not table:
+            raise ConfigError(path, "is empty; give at least one parameter")
+        for name, entry in table.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ConfigError(f"{path}.{name}", "parameter names are identifiers")
+            _check_space_entry(entry, f"{path}.{name}")
+        return dict(table)
+    if key == "objectives":
+        return _parse_objectives(value, path)
+    if key == "constraints":
+        table = _expect_table(value, path)
+        return {k: _parse_constraint(k, v, f"{path}.{k}") for k, v in table.items()}
+    if key in ("max_trials",):
+        return _expect_int(value, path, high=1_000_000)
+    if key in ("epochs",):
+        return _expect_int(value, path, high=10_000)
+    if key in ("batch_size", "latency_batch_size"):
+        return _expect_int(value, path, high=65_536)
+    if key in ("resolution", "max_resolution"):
+        return _expect_int(value, path, low=8, high=4096)
+    if key == "head_dim":
+        return _expect_int(value, path, high=4096)
+    if key == "max_train_samples":
+        return _expect_int(value, path, high=100_000_000)
+    if key == "population_size":
+        return _expect_int(value, path, low=2, high=100_000)
+    if key == "seed":
+        return _expect_int(value, path, low=0, high=2**32 - 1)
+    if key == "max_flops":
+        return parse_count(value, path)
+    if key in ("learning_rate",):
+        return _expect_float(value, path, open_low=True, high=10.0)
+    if key == "weight_decay":
+        return _expect_float(value, path, high=10.0)
+    if key == "optimizer":
+        if value not in _OPTIMIZERS:
+            raise ConfigError(path, f"expected one of {', '.join(_OPTIMIZERS)}, got {value!r}")
+        return value
+    if key == "search_strategy":
+        text = _expect_str(value, path)
+        if text not in ("pareto", "weighted") and not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*",
+                                                                    text):
+            raise ConfigError(path, "expected \"pareto\", \"weighted\" or an Optuna sampler "
+                              f"class name, got {text!r}")
+        return text
+    if key in ("sampler", "pruner"):
+        table = dict(_expect_table(value, path))
+        if "name" in table:
+            _expect_str(table["name"], f"{path}.name")
+        _check_plain_data(table, path)
+        return table
+    if key in ("source_task", "target_task"):
+        return _parse_task(value, path)
+    if key == "perturbations":
+        table = _expect_table(value, path)
+        _check_plain_data(table, path)
+        return dict(table)
+    if key == "metrics":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(path, "expected a list of metric names")
+        for i, name in enumerate(value):
+            if name not in METRICS:
+                raise ConfigError(f"{path}[{i}]", f"unknown metric {name!r}")
+        return tuple(value)
+    if key == "known_good":
+        if not isinstance(value, list):
+            raise ConfigError(path, "expected a list of parameter tables")
+        for i, item in enumerate(value):
+            _check_plain_data(_expect_table(item, f"{path}[{i}]"), f"{path}[{i}]")
+        return tuple(dict(v) for v in value)
+    raise ConfigError(path, "unknown key")  # pragma: no cover - guarded by ALL_KEYS
+
+
+def _check_plain_data(value: Any, path: str, depth: int = 0) -> None:
+    if depth > 8:
+        raise ConfigError(path, "is nested too deeply (more than 8 levels)")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(path, f"keys must be strings, got {k!r}")
+            _check_plain_data(v, f"{path}.{k}", depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_plain_data(v, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(path, f"expected a finite number, got {value!r}")
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise ConfigError(path, f"unsupported value of type {type(value).__name__}")
+
+
+def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
+    if isinstance(value, list):
+        if not value:
+            raise ConfigError(path, "needs at least one objective")
+        specs = []
+        for i, name in enumerate(value):
+            if not isinstance(name, str):
+                raise ConfigError(f"{path}[{i}]", f"expected a metric name, got {name!r}")
+            if name not in METRICS:
+                raise ConfigError(f"{path}[{i}]", f"unknown metric {name!r}; known: "
+                                  f"{', '.join(sorted(METRICS))}")
+            specs.append(ObjectiveSpec(name, METRICS[name].direction))
+    elif isinstance(value, Mapping):
+        if not value:
+            raise ConfigError(path, "needs at least one objective")
+        specs = []
+        for name, entry in value.items():
+            p = f"{path}.{name}"
+            if name not in METRICS:
+                raise ConfigError(p, f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+            entry = _expect_table(entry, p)
+            unknown = set(entry) - {"weight"}
+            if unknown:
+                raise ConfigError(f"{p}.{sorted(unknown)[0]}", "unknown key; allowed: weight")
+            if "weight" not in entry:
+                raise ConfigError(p, "needs a weight, e.g. {weight = 1.0}")
+            weight = _finite_number(entry["weight"], f"{p}.weight")
+            direction = METRICS[name].direction
+            if weight == 0 or (weight > 0) != (direction == "maximize"):
+                sign = "positive" if direction == "maximize" else "negative"
+                raise ConfigError(f"{p}.weight", f"{name} is to {direction[:-1]}e, so its weight "
+                                  f"must be {sign}, got {weight}")
+            specs.append(ObjectiveSpec(name, direction, weight))
+    else:
+        raise ConfigError(path, "expected a list of metric names or a table "
+                          "{metric = {weight = w}}")
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(path, "lists a metric twice")
+    return tuple(specs)
+
+
+def _parse_constraint(key: str, value: Any, path: str) -> Constraint:
+    m = re.fullmatch(r"(max|min)_([a-z_]+)", key)
+    if m is None or m.group(2) not in METRICS:
+        raise ConfigError(path, "unknown constraint; write max_<metric> or min_<metric> with a "
+                          f"metric among: {', '.join(sorted(METRICS))}")
+    kind, metric = m.group(1), m.group(2)
+    return Constraint(key, metric, kind, _parse_metric_value(metric, value, path), value)
+
+
+def _parse_task(value: Any, path: str) -> dict[str, Any]:
+    table = dict(_expect_table(value, path))
+    allowed = {"dataset", "metric", "budget", "study_name", "storage", "dataset_path"}
+    for k, v in table.items():
+        if k not in allowed:
+            raise ConfigError(f"{path}.{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        _expect_str(v, f"{path}.{k}")
+    if "metric" in table and table["metric"] not in METRICS:
+        raise ConfigError(f"{path}.metric", f"unknown metric {table['metric']!r}")
+    if "budget" in table and table["budget"] not in BUDGET_WORDS:
+        raise ConfigError(f"{path}.budget", f"expected one of {', '.join(BUDGET_WORDS)}, got "
+                          f"{table['budget']!r}")
+    return table
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_study_file(path: str | Path, *, budget: str | None = None,
+                    overrides: Mapping[str, Any] | None = None) -> StudyConfig:
+    """Read a TOML study file and merge it into a :class:`StudyConfig`.
+
+    Args:
+        path: The study file.
+        budget: Name of a ``[budget.<name>]`` preset; default: the file's ``budget.default``.
+        overrides: CLI-level values (e.g. ``{"max_trials": 5, "seed": 1}``), applied last.
+
+    Raises:
+        ConfigError: The file is missing, not TOML, or not a valid study.
+
+    Example:
+        >>> cfg = load_study_file("studies/quickstart.toml", overrides={"max_trials": 3})
+        >>> cfg.max_trials
+        3
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such study file; `neuromosaic studies` lists the "
+                          "shipped ones") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read the study file ({exc.__class__.__name__})") \
+            from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return load_config(data, budget=budget, overrides=overrides, source=str(p))
+
+
+def load_config(data: Mapping[str, Any], *, budget: str | None = None,
+                overrides: Mapping[str, Any] | None = None,
+                source: str | None = None) -> StudyConfig:
+    """Merge a study dict (the TOML structure) into a :class:`StudyConfig`.
+
+    A dict without ``experiment``/``defaults``/``budget`` tables is taken as a bare
+    experiment, so a seed dict can be passed as it is.
+
+    Args:
+        data: The study structure, or a bare seed dict.
+        budget: Name of a budget preset to apply.
+        overrides: Values applied last (CLI flags).
+        source: Where the data came from, for messages.
+
+    Raises:
+        ConfigError: On unknown keys, wrong types, bad units or inconsistent values.
+
+    Example:
+        >>> cfg = load_config({"experiment": {
+        ...     "name": "demo", "architecture_type": "conv_net",
+        ...     "search_space": {"width_multiplier": [0.5, 2.0]},
+        ...     "objectives": ["accuracy", "flops"]}})
+        >>> cfg.directions
+        ['maximize', 'minimize']
+    """
+    data = _expect_table(data, "")
+    if not (set(data) & _TOP_LEVEL):
+        data = {"experiment": data}
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(key, "unknown top-level key; a study file has [experiment], "
+                              "[defaults], [budget] and description")
+    layers: list[tuple[str, Mapping[str, Any], frozenset[str]]] = []
+    if "defaults" in data:
+        layers.append(("defaults", _expect_table(data["defaults"], "defaults"), ALL_KEYS))
+    experiment = _expect_table(data.get("experiment", {}), "experiment")
+    layers.append(("experiment", experiment, SEED_KEYS))
+
+    budgets = _expect_table(data.get("budget", {}), "budget")
+    presets = {k: v for k, v in budgets.items() if k != "default"}
+    chosen = budget
+    if chosen is None and "default" in budgets:
+        chosen = _expect_str(budgets["default"], "budget.default")
+        if chosen not in presets:
+            raise ConfigError("budget.default", f"names no preset; presets: "
+                              f"{', '.join(presets) or 'none'}")
+    if chosen is not None:
+        if chosen not in presets:
+            raise ConfigError("--budget", f"unknown budget {chosen!r}; this study has: "
+                              f"{', '.join(presets) or 'none'}")
+        layers.append((f"budget.{chosen}", _expect_table(presets[chosen], f"budget.{chosen}"),
+                       BUDGET_KEYS))
+    for name, preset in presets.items():  # validate presets that are not chosen, too
+        if name != chosen:
+            _merge_layer({}, f"budget.{name}", _expect_table(preset, f"budget.{name}"),
+                         BUDGET_KEYS)
+    if overrides:
+        layers.append(("--", {k: v for k, v in overrides.items() if v is not None}, ALL_KEYS))
+
+    merged: dict[str, Any] = {}
+    for layer_name, layer, allowed in layers:
+        _merge_layer(merged, layer_name, layer, allowed)
+    description = data.get("description", merged.get("description", ""))
+    if description:
+        description = _expect_str(description, "description")
+    return _build(merged, experiment=dict(experiment), budget=chosen, source=source,
+                  description=description)
+
+
+def _merge_layer(merged: dict[str, Any], layer_name: str, layer: Mapping[str, Any],
+                 allowed: frozenset[str]) -> None:
+    for key, value in layer.items():
+        path = f"{layer_name}.{key}" if layer_name != "--" else f"--{key.replace('_', '-')}"
+        if key not in allowed:
+            where = {"experiment": "the seed's keys", "defaults": "study keys"}.get(
+                layer_name, "budget keys")
+            raise ConfigError(path, f"unknown key; allowed here ({where}): "
+                              f"{', '.join(sorted(allowed))}")
+        parsed = _validate_value(key, value, path)
+        if key == "constraints" and "constraints" in merged:
+            parsed = {**merged["constraints"], **parsed}
+        merged[key] = parsed
+        merged.setdefault("_origin", {})[key] = path
+
+
+def _build(merged: dict[str, Any], *, experiment: dict[str, Any], budget: str | None,
+           source: str | None, description: str) -> StudyConfig:
+    origin = merged.pop("_origin", {})
+    merged.setdefault("name", Path(source).stem if source else "neuromosaic_study")
+    for key in ("architecture_type", "search_space"):
+        if key not in merged:
+            raise ConfigError(f"experiment.{key}", "missing; set it in [experiment] or "
+                              "complete the fragment in [defaults]")
+    constraints = dict(merged.pop("constraints", {}))
+    if "max_flops" in merged:
+        flops = merged.pop("max_flops")
+        constraints.setdefault("max_flops", Constraint("max_flops", "flops", "max", flops, flops))
+    objectives = merged.pop("objectives", (ObjectiveSpec("accuracy", "maximize"),))
+    strategy = merged.get("search_strategy")
+    weighted = any(o.weight is not None for o in objectives)
+    if strategy == "weighted" and not weighted:
+        raise ConfigError(origin.get("search_strategy", "search_strategy"),
+                          "\"weighted\" needs objectives with weights, e.g. "
+                          "{accuracy = {weight = 1.0}, latency = {weight = -0.5}}")
+    for c in constraints.values():
+        if c.metric in ("accuracy",) and c.kind == "max":
+            raise ConfigError(origin.get("constraints", "constraints") + f".{c.name}",
+                              "an upper bound on accuracy is not a useful constraint")
+    metrics = merged.pop("metrics", ())
+    kwargs: dict[str, Any] = {k: v for k, v in merged.items() if k != "description"}
+    return StudyConfig(
+        objectives=tuple(objectives),
+        constraints=tuple(constraints.values()),
+        robustness_metrics=tuple(metrics),
+        known_good=tuple(kwargs.pop("known_good", ())),
+        description=description,
+        budget=budget,
+        experiment=experiment,
+        source=source,
+        **kwargs,
+    )
