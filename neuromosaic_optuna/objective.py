@@ -1,0 +1,253 @@
+"""The Optuna objective: trial → params → model → costs → (training) → objective values.
+
+What a trial stores (the same for every architecture type):
+
+* user attribute ``metrics``: every measured metric (see :mod:`neuromosaic_optuna.metrics`),
+  including the seed's case-2 efficiency metrics;
+* user attribute ``architecture``: a JSON summary of the built network and its input size;
+* user attribute ``status``: ``ok``, ``rejected`` (violated a cost constraint and was never
+  trained), ``invalid`` (cannot be built), ``diverged`` (NaN/inf loss); ``reason`` when not ok;
+* user attribute ``curve``: validation accuracy after each epoch;
+* every constraint via ``trial.set_constraint`` (exactly once).
+
+Representation of trials that were not fully trained, so samplers learn from them:
+
+* **rejected** (cost constraint violated before training): state COMPLETE, ``accuracy`` (and
+  ``test_accuracy``) set to the sentinel ``0.0``, costs measured, the violated constraint
+  ``> 0``: constrained domination ranks it below every feasible trial;
+* **invalid** (cannot be built, e.g. a patch size that does not divide the image): state
+  PRUNED with the reason; no values exist for it;
+* **diverged**: state FAIL with the reason (the study continues).
+
+``--n-trials`` / ``max_trials`` count COMPLETE and PRUNED trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, load_study_file
+from neuromosaic_optuna.constraints import cost_violations, set_constraints
+from neuromosaic_optuna.metrics import METRICS, efficiency_metrics
+from neuromosaic_optuna.space import SearchSpace
+
+if TYPE_CHECKING:
+    from neuromosaic_optuna.data import DatasetSplits
+
+__all__ = ["Objective", "REJECTED_ACCURACY", "weighted_score"]
+
+#: Accuracy recorded for a trial rejected before training (see module docstring).
+REJECTED_ACCURACY = 0.0
+
+
+def weighted_score(config: StudyConfig, metrics: Mapping[str, float]) -> float:
+    """Scalarize metrics with the objective weights (``search_strategy = "weighted"``).
+
+    Each metric is first normalized: fractions (accuracy-like) stay as they are; every other
+    metric is taken in orders of magnitude relative to its bound when the study constrains it
+    (``log10(value / bound)``) and to 1 otherwise. With the seed's weights (accuracy 1.0,
+    latency -0.5, memory -0.3), a tenfold latency costs as much as 0.5 of accuracy.
+
+    Example:
+        >>> cfg = load_config({"name": "w", "architecture_type": "conv_net",
+        ...     "search_space": {"w": [1, 2]}, "search_strategy": "weighted",
+        ...     "objectives": {"accuracy": {"weight": 1.0}, "latency": {"weight": -0.5}}})
+        >>> round(weighted_score(cfg, {"accuracy": 0.9, "latency": 0.01}), 6)
+        1.9
+    """
+    bounds = {c.metric: c.bound for c in config.constraints if c.kind == "max" and c.bound > 0}
+    score = 0.0
+    for spec in config.objectives:
+        value = float(metrics[spec.name])
+        if METRICS[spec.name].unit != "fraction":
+            value = math.log10(max(value, 1e-12) / bounds.get(spec.name, 1.0))
+        score += (spec.weight or 0.0) * value
+    return score
+
+
+class Objective:
+    """An Optuna objective built from a study configuration.
+
+    Args:
+        config: A :class:`StudyConfig`, a study dict, or the path of a study file.
+        timing: Measure latency and throughput (turn off only where no constraint or
+            objective needs them, e.g. in quick tests).
+
+    Example:
+        >>> import optuna, neuromosaic_optuna as nm
+        >>> config = nm.load_study_file("studies/quickstart.toml",
+        ...                             overrides={"epochs": 1, "max_trials": 1})
+        >>> objective = nm.Objective(config)
+        >>> study = nm.create_study(config, storage=None)
+        >>> study.optimize(objective, n_trials=1)
+        >>> sorted(study.trials[0].user_attrs)[:2]
+        ['architecture', 'curve']
+    """
+
+    def __init__(self, config: StudyConfig | Mapping[str, Any] | str | Path, *,
+                 timing: bool = True) -> None:
+        if isinstance(config, (str, Path)):
+            config = load_study_file(config)
+        elif not isinstance(config, StudyConfig):
+            config = load_config(config)
+        self.config: StudyConfig = config
+        from neuromosaic_optuna.models import list_models
+
+        if config.architecture_type not in list_models():
+            raise ConfigError("experiment.architecture_type", f"unknown architecture_type "
+                              f"{config.architecture_type!r}; registered: "
+                              f"{', '.join(list_models())}")
+        self.space = SearchSpace(config.search_space, path="search_space")
+        self.timing = timing
+        self._splits: dict[int, DatasetSplits] = {}
+        #: Extra per-epoch hooks ``hook(trial, epoch, metrics)``; pruners plug in here.
+        self.epoch_hooks: list[Callable[[optuna.trial.Trial, int, dict[str, float]], None]] = []
+
+    # ------------------------------------------------------------------ helpers
+
+    def input_resolution(self, params: Mapping[str, Any]) -> int:
+        """The input size a trial trains at: the searched ``resolution`` (or the study's),
+        scaled into ``max_resolution`` when the budget caps it, rounded to a multiple of 8."""
+        cfg = self.config
+        res = int(params.get("resolution", cfg.resolution))
+        cap = cfg.max_resolution
+        if cap is None:
+            return res
+        dist = self.space.distributions.get("resolution")
+        high = dist.high if isinstance(dist, (IntDistribution, FloatDistribution)) else res
+        if high > cap:
+            res = res * cap / high
+        return int(min(cap, max(8, round(res / 8) * 8)))
+
+    def dataset(self, resolution: int) -> DatasetSplits:
+        """The study's dataset at ``resolution`` (loaded once per process and resolution)."""
+        if resolution not in self._splits:
+            from neuromosaic_optuna.data import load_dataset
+
+            cfg = self.config
+            self._splits[resolution] = load_dataset(
+                cfg.dataset, resolution=resolution, seed=cfg.seed, path=cfg.dataset_path,
+                max_train_samples=cfg.max_train_samples)
+        return self._splits[resolution]
+
+    def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
+        if self.config.is_weighted:
+            return weighted_score(self.config, metrics)
+        values = [float(metrics[o.name]) for o in self.config.objectives]
+        return values[0] if len(values) == 1 else values
+
+    # ------------------------------------------------------------------ call
+
+    def __call__(self, trial: optuna.trial.Trial) -> float | list[float]:
+        params = self.space.suggest(trial)
+        from neuromosaic_optuna.models import is_tabular
+
+        if is_tabular(self.config.architecture_type):
+            return self._tabular(trial, params)
+        return self._train(trial, params)
+
+    def _tabular(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> float | list[float]:
+        from neuromosaic_optuna.models import ArchitectureError, get_tabular
+
+        backend = get_tabular(self.config.architecture_type)
+        try:
+            metrics = dict(backend.evaluate(params, dataset=self.config.dataset,
+                                            seed=self.config.seed + trial.number))
+        except ArchitectureError as exc:
+            self._store(trial, {}, params, "invalid", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        return self._finish(trial, metrics, dict(params), "ok", None)
+
+    def _train(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> float | list[float]:
+        import torch
+
+        from neuromosaic_optuna.models import ArchitectureError, BuildContext, get_builder
+        from neuromosaic_optuna.profiling import profile_model
+        from neuromosaic_optuna.training import DivergedError, train_model
+
+        cfg = self.config
+        resolution = self.input_resolution(params)
+        splits = self.dataset(resolution)
+        ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
+                           options={"head_dim": cfg.head_dim})
+        torch.manual_seed(cfg.seed * 100_003 + trial.number)
+        try:
+            built = get_builder(cfg.architecture_type)(params, ctx)
+        except ArchitectureError as exc:
+            self._store(trial, {}, {"params": params, "input_resolution": resolution},
+                        "invalid", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
+        architecture = {**built.summary, "input_resolution": resolution}
+        key = json.dumps({"arch": cfg.architecture_type, "params": params, "res": resolution,
+                          "classes": splits.num_classes}, sort_keys=True, default=str)
+        profile = profile_model(built.model, built.input_size,
+                                latency_batch_size=cfg.latency_batch_size, timing=self.timing,
+                                cache_key=key)
+        metrics: dict[str, float] = dict(profile.as_dict())
+        violated = cost_violations(cfg.constraints, metrics)
+        if violated:
+            metrics.update(accuracy=REJECTED_ACCURACY, test_accuracy=REJECTED_ACCURACY,
+                           train_time=0.0)
+            reason = "violates " + ", ".join(
+                f"{c.name} = {c.raw} (measured {metrics[c.metric]:.4g})"
+                for c in cfg.constraints if c.name in violated)
+            return self._finish(trial, metrics, architecture, "rejected", reason)
+
+        curve: list[float] = []
+
+        def on_epoch(epoch: int, values: dict[str, float]) -> None:
+            curve.append(values["accuracy"])
+            for hook in self.epoch_hooks:
+                hook(trial, epoch, values)
+
+        try:
+            result = train_model(
+                built.model, splits.train, splits.val, epochs=cfg.epochs,
+                batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+                weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
+                seed=cfg.seed + trial.number, on_epoch=on_epoch)
+        except DivergedError as exc:
+            self._store(trial, metrics, architecture, "diverged", str(exc), curve)
+            raise
+        except optuna.TrialPruned as exc:
+            self._store(trial, metrics, architecture, "pruned", str(exc) or "pruned", curve)
+            raise
+        from neuromosaic_optuna.training import evaluate_accuracy
+
+        metrics.update(accuracy=result.val_accuracy, train_loss=result.train_loss,
+                       train_time=result.train_time,
+                       test_accuracy=evaluate_accuracy(built.model, splits.test))
+        return self._finish(trial, metrics, architecture, "ok", None, curve)
+
+    def _finish(self, trial: optuna.trial.Trial, metrics: dict[str, float],
+                architecture: Mapping[str, Any], status: str, reason: str | None,
+                curve: list[float] | None = None) -> float | list[float]:
+        if {"params", "accuracy", "memory", "throughput", "latency"} <= set(metrics):
+            metrics.update(efficiency_metrics(metrics, batch_size=self.config.latency_batch_size))
+        set_constraints(trial, self.config.constraints, metrics)
+        self._store(trial, metrics, architecture, status, reason, curve)
+        return self._values(metrics)
+
+    @staticmethod
+    def _store(trial: optuna.trial.Trial, metrics: Mapping[str, float],
+               architecture: Mapping[str, Any], status: str, reason: str | None,
+               curve: list[float] | None = None) -> None:
+        trial.set_user_attr("metrics", {k: _json_float(v) for k, v in metrics.items()})
+        trial.set_user_attr("architecture", dict(architecture))
+        trial.set_user_attr("status", status)
+        if curve is not None:
+            trial.set_user_attr("curve", [round(v, 6) for v in curve])
+        if reason:
+            trial.set_user_attr("reason", reason)
+
+
+def _json_float(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,160 @@
+"""One train/evaluate loop for every trainable architecture.
+
+The loop is deliberately plain: AdamW (or Adam/SGD) with a one-cycle learning-rate schedule,
+cross-entropy, a fixed number of epochs, a seed that fixes initialisation and batch order.
+After each epoch it measures validation accuracy and calls ``on_epoch(epoch, metrics)``; the
+callback may raise (``optuna.TrialPruned`` for early stopping). A NaN or infinite loss stops
+training at once with :class:`DivergedError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+__all__ = ["DivergedError", "TrainResult", "evaluate_accuracy", "train_model"]
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+#: ``augment(model, x, y, generator) -> x`` applied to every training batch (e.g. noise).
+BatchAugment = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+class DivergedError(RuntimeError):
+    """Training produced a NaN or infinite loss; ``str()`` says at which epoch and step."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run measured."""
+
+    epochs: int
+    train_loss: float
+    val_accuracy: float
+    train_time: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
+             generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(ds, TensorDataset):
+        x, y = ds.tensors[0], ds.tensors[1]
+        n = len(x)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            yield x[idx], y[idx]
+    else:
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        yield from loader
+
+
+def evaluate_accuracy(model: nn.Module, ds: Dataset[Any], *, batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on ``ds`` as a fraction, in eval mode (mode restored).
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> model = torch.nn.Linear(2, 2)
+        >>> ds = TensorDataset(torch.eye(2), torch.tensor([0, 1]))
+        >>> 0.0 <= evaluate_accuracy(model, ds) <= 1.0
+        True
+    """
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    try:
+        with torch.inference_mode():
+            for x, y in _batches(ds, batch_size, shuffle=False):
+                correct += int((model(x).argmax(dim=1) == y).sum())
+                total += len(y)
+    finally:
+        model.train(was_training)
+    return correct / total if total else 0.0
+
+
+def train_model(
+    model: nn.Module,
+    train: Dataset[Any],
+    val: Dataset[Any],
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    weight_decay: float = 1e-4,
+    optimizer: str = "adamw",
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+    augment: BatchAugment | None = None,
+) -> TrainResult:
+    """Train ``model`` in place and return what was measured.
+
+    Args:
+        model: A freshly built model.
+        train: Training split.
+        val: Validation split, evaluated after every epoch.
+        epochs: Number of epochs.
+        batch_size: Mini-batch size.
+        learning_rate: Peak learning rate of the one-cycle schedule.
+        weight_decay: Weight decay.
+        optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov).
+        seed: Seeds the batch order (initialisation is the caller's: seed before building).
+        on_epoch: Called after each epoch with ``{"accuracy", "loss"}``; may raise.
+        augment: Optional batch transformation applied during training only.
+
+    Raises:
+        DivergedError: The loss became NaN or infinite.
+
+    Example:
+        >>> from torch.utils.data import TensorDataset
+        >>> ds = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+        >>> result = train_model(torch.nn.Linear(4, 2), ds, ds, epochs=2)
+        >>> result.epochs
+        2
+    """
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=learning_rate, momentum=0.9,
+                                                     nesterov=True, weight_decay=weight_decay)
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    steps_per_epoch = max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=learning_rate, total_steps=epochs * steps_per_epoch, pct_start=0.25)
+    loss_fn = nn.CrossEntropyLoss()
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    loss_value = math.nan
+    val_acc = 0.0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total_loss, n = 0.0, 0
+        for step, (x, y) in enumerate(_batches(train, batch_size, shuffle=True,
+                                               generator=generator)):
+            if augment is not None:
+                x = augment(model, x, y, generator)
+            loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                raise DivergedError(f"loss is {loss.item()} at epoch {epoch}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total_loss += float(loss) * len(y)
+            n += len(y)
+        loss_value = total_loss / max(n, 1)
+        val_acc = evaluate_accuracy(model, val)
+        record = {"epoch": float(epoch), "accuracy": val_acc, "loss": loss_value}
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, {"accuracy": val_acc, "loss": loss_value})
+    model.eval()
+    return TrainResult(epochs, loss_value, val_acc, time.perf_counter() - started, history)
