@@ -1,15 +1,54 @@
-"""neuromosaic_optuna: neural architecture search for vision models, as an Optuna plugin."""
+"""neuromosaic_optuna: neural architecture search for vision models, as an Optuna plugin.
 
-from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, load_study_file
+Users keep writing plain Optuna code and import our pieces::
+
+    import neuromosaic_optuna as nm
+    config = nm.load_study_file("studies/quickstart.toml")
+    study = nm.create_study(config, storage="sqlite:///nas.db")
+    study.optimize(nm.Objective(config), n_trials=10)
+
+torch is imported only when a model is built, so the CLI and config errors answer fast.
+"""
+
+from neuromosaic_optuna.config import (
+    ConfigError,
+    Constraint,
+    ObjectiveSpec,
+    StudyConfig,
+    load_config,
+    load_study_file,
+)
+from neuromosaic_optuna.constraints import is_feasible
+from neuromosaic_optuna.metrics import METRICS, MetricInfo
+from neuromosaic_optuna.models import ArchitectureError, BuildContext, BuiltModel, register_model
+from neuromosaic_optuna.objective import Objective
+from neuromosaic_optuna.pruners import make_pruner
+from neuromosaic_optuna.samplers import make_sampler
 from neuromosaic_optuna.space import SearchSpace
+from neuromosaic_optuna.study import count_finished, create_study, run_study
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METRICS",
+    "ArchitectureError",
+    "BuildContext",
+    "BuiltModel",
     "ConfigError",
+    "Constraint",
+    "MetricInfo",
+    "Objective",
+    "ObjectiveSpec",
     "SearchSpace",
     "StudyConfig",
     "__version__",
+    "count_finished",
+    "create_study",
+    "is_feasible",
     "load_config",
     "load_study_file",
+    "make_pruner",
+    "make_sampler",
+    "register_model",
+    "run_study",
 ]

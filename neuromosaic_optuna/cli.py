@@ -140,9 +140,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     objective = Objective(config)
     objective.dataset(objective.input_resolution({}))  # a missing dataset fails before storage
     storage = make_storage(url)
-    from neuromosaic_optuna.study import run_study
-
     import optuna
+
+    from neuromosaic_optuna.study import run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = run_study(config, storage=storage, study_name=args.study_name, objective=objective,

@@ -307,7 +307,8 @@ def _expect_float(value: Any, path: str, *, low: float = 0.0, high: float = math
 
 def _check_space_entry(value: Any, path: str) -> None:
     """Shape check only; :mod:`space` turns the entry into a distribution."""
-    hint = "expected [low, high] or a list of choices, or a table {low, high, step, log} / {choices}"
+    hint = ("expected [low, high] or a list of choices, or a table {low, high, step, log} / "
+            "{choices}")
     if isinstance(value, Mapping):
         allowed = {"low", "high", "step", "log", "choices"}
         unknown = set(value) - allowed
@@ -476,7 +477,8 @@ def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
         for name, entry in value.items():
             p = f"{path}.{name}"
             if name not in METRICS:
-                raise ConfigError(p, f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
+                raise ConfigError(p, f"unknown metric {name!r}; known: "
+                                  f"{', '.join(sorted(METRICS))}")
             entry = _expect_table(entry, p)
             unknown = set(entry) - {"weight"}
             if unknown:

@@ -29,8 +29,10 @@ _NSGA_CROSSOVERS = ("BLXAlphaCrossover", "SBXCrossover", "SPXCrossover", "UNDXCr
 def _sampler_class(name: str, path: str) -> type[BaseSampler]:
     cls = getattr(optuna.samplers, name, None)
     if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
-        known = sorted(n for n in dir(optuna.samplers) if n.endswith("Sampler") and n != "BaseSampler")
-        raise ConfigError(path, f"unknown Optuna sampler {name!r}; choose one of: {', '.join(known)}")
+        known = sorted(n for n in dir(optuna.samplers)
+                       if n.endswith("Sampler") and n != "BaseSampler")
+        raise ConfigError(path, f"unknown Optuna sampler {name!r}; choose one of: "
+                          f"{', '.join(known)}")
     return cls
 
 

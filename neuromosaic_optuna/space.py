@@ -5,7 +5,8 @@ Rules (also in the README):
 * ``[int, int]`` → :class:`optuna.distributions.IntDistribution` (``num_layers = [4, 12]``);
 * ``[number, number]`` with a float → :class:`~optuna.distributions.FloatDistribution`
   (``mlp_ratio = [2.0, 4.0]``);
-* a list of three or more values, or of strings → :class:`~optuna.distributions.CategoricalDistribution`
+* a list of three or more values, or of strings →
+  :class:`~optuna.distributions.CategoricalDistribution`
   (``patch_size = [8, 16, 32]`` is a choice, not a range);
 * an explicit table overrides the shorthand: ``{low, high, step, log}`` or ``{choices = [...]}``
   (``resolution = {low = 160, high = 320, step = 32}``).

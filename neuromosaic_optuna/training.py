@@ -42,7 +42,8 @@ class TrainResult:
 
 
 def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
-             generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+             generator: torch.Generator | None = None
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     if isinstance(ds, TensorDataset):
         x, y = ds.tensors[0], ds.tensors[1]
         n = len(x)
