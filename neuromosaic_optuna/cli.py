@@ -138,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     url = resolve_storage_url(args.storage)
     objective = Objective(config)
-    objective.dataset(objective.input_resolution({}))  # a missing dataset fails before storage
+    objective.preflight()  # a missing dataset fails before any storage is touched
     storage = make_storage(url)
     import optuna
 

@@ -52,6 +52,8 @@ METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
         _m("accuracy", "maximize", "fraction", "top-1 validation accuracy"),
+        _m("accuracy_mean", "maximize", "fraction",
+           "mean validation accuracy over recorded runs (tabular backends)"),
         _m("test_accuracy", "maximize", "fraction", "top-1 accuracy on the held-out test split"),
         _m("train_loss", "minimize", "ratio", "training loss of the last epoch"),
         _m("flops", "minimize", "count", "multiply-accumulates of one forward pass", True),

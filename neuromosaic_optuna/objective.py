@@ -137,6 +137,20 @@ class Objective:
                 max_train_samples=cfg.max_train_samples)
         return self._splits[resolution]
 
+    def preflight(self) -> None:
+        """Fail fast, before any storage is touched: load the dataset (or check that a
+        tabular backend knows it), so a missing dataset is a :class:`ConfigError`."""
+        from neuromosaic_optuna.models import get_tabular, is_tabular
+
+        if is_tabular(self.config.architecture_type):
+            backend = get_tabular(self.config.architecture_type)
+            known = getattr(backend, "datasets", None)
+            if known is not None and self.config.dataset.lower() not in known:
+                raise ConfigError("dataset", f"{self.config.architecture_type} has tables for "
+                                  f"{', '.join(known)}, not {self.config.dataset!r}")
+            return
+        self.dataset(self.input_resolution({}))
+
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
         if self.config.is_weighted:
             return weighted_score(self.config, metrics)

@@ -229,6 +229,8 @@ class NASBench201Table:
     def __init__(self) -> None:
         #: The whole NAS-Bench-201 space in study-file form: every op on every edge.
         self.default_search_space: Mapping[str, Any] = {edge: list(OPS) for edge in EDGES}
+        #: Dataset names this backend has tables for (aliases included), lower case.
+        self.datasets: tuple[str, ...] = tuple(DATASETS)
 
     def evaluate(self, params: Mapping[str, Any], *, dataset: str, seed: int) -> dict[str, float]:
         """Look up the recorded results of one cell.
