@@ -80,7 +80,7 @@ def main() -> None:
             torch.manual_seed(config.seed * 100_003 + trial.number)
             built = get_builder(config.architecture_type)(
                 trial.params, BuildContext(splits.num_classes, res,
-                                           options={"head_dim": config.head_dim}))
+                                           options=objective.model_options))
             x, y = splits.train.tensors
             bare = bare_loop(built.model, x, y, epochs=config.epochs,
                              batch_size=config.batch_size, lr=config.learning_rate,

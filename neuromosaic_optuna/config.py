@@ -207,6 +207,7 @@ class StudyConfig:
     resolution: int = 32
     max_resolution: int | None = None
     head_dim: int = 16
+    model_options: Mapping[str, Any] = field(default_factory=dict)
     max_train_samples: int | None = None
     latency_batch_size: int = 1
     search_strategy: str | None = None
@@ -258,7 +259,7 @@ SEED_KEYS = frozenset({
 BUDGET_KEYS = frozenset({
     "max_trials", "epochs", "dataset", "dataset_path", "resolution", "max_resolution",
     "head_dim", "max_flops", "batch_size", "max_train_samples", "population_size",
-    "learning_rate", "latency_batch_size", "source_task", "target_task",
+    "learning_rate", "latency_batch_size", "source_task", "target_task", "model_options",
 })
 #: Every key of the merged configuration.
 ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
@@ -413,6 +414,10 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
             raise ConfigError(path, "expected \"pareto\", \"weighted\" or an Optuna sampler "
                               f"class name, got {text!r}")
         return text
+    if key == "model_options":
+        table = dict(_expect_table(value, path))
+        _check_plain_data(table, path)
+        return table
     if key in ("sampler", "pruner"):
         table = dict(_expect_table(value, path))
         if "name" in table:

@@ -112,6 +112,11 @@ class Objective:
 
     # ------------------------------------------------------------------ helpers
 
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """Builder options: the study's ``model_options`` plus ``head_dim``."""
+        return {**self.config.model_options, "head_dim": self.config.head_dim}
+
     def input_resolution(self, params: Mapping[str, Any]) -> int:
         """The input size a trial trains at: the searched ``resolution`` (or the study's),
         scaled into ``max_resolution`` when the budget caps it, rounded to a multiple of 8."""
@@ -190,7 +195,7 @@ class Objective:
         resolution = self.input_resolution(params)
         splits = self.dataset(resolution)
         ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
-                           options={"head_dim": cfg.head_dim})
+                           options=self.model_options)
         torch.manual_seed(cfg.seed * 100_003 + trial.number)
         try:
             built = get_builder(cfg.architecture_type)(params, ctx)

@@ -20,7 +20,8 @@ from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import make_pruner
 from neuromosaic_optuna.samplers import make_sampler
 
-__all__ = ["FINISHED_STATES", "count_finished", "create_study", "run_study", "study_name_for"]
+__all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
+           "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -90,6 +91,79 @@ def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = Non
     return study
 
 
+class _NoSlot(Exception):
+    """Raised inside ``study.ask()`` when no WAITING slot is left for this worker."""
+
+
+def open_slots(study: optuna.Study, target: int) -> int:
+    """Enqueue empty WAITING trials ("slots") so that finished + running + waiting = target.
+
+    Workers only ever run slots (:func:`work`), so however many processes share the study,
+    it ends with exactly ``target`` finished trials. A slot is an enqueued trial without fixed
+    params: the sampler chooses all of them when a worker claims it (RDB storages hand out a
+    WAITING trial to one worker only, under a row lock). Returns the number of slots added.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> open_slots(study, 3), open_slots(study, 3)
+        (3, 0)
+    """
+    trials = study.get_trials(deepcopy=False)
+    busy = sum(t.state in (*FINISHED_STATES, TrialState.WAITING, TrialState.RUNNING)
+               for t in trials)
+    need = max(0, target - busy)
+    for _ in range(need):
+        study.enqueue_trial({}, user_attrs={"slot": True})
+    return need
+
+
+def _replace_failed(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A failed trial does not count: open a fresh slot in its place (stale trials killed
+    with their worker are replaced by the heartbeat's retry callback instead)."""
+    if trial.state == TrialState.FAIL:
+        study.enqueue_trial({}, user_attrs={"slot": True, "replaces": trial.number})
+
+
+def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
+         callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+         show_progress_bar: bool = False) -> int:
+    """Run the study's WAITING slots until none is left; return how many trials this ran.
+
+    This is what every worker process does. It never creates a trial of its own: when
+    ``study.ask()`` finds no WAITING trial, the worker stops.
+    """
+    from neuromosaic_optuna.training import DivergedError
+
+    storage = study._storage
+    create_new_trial = storage.create_new_trial
+
+    def slots_only(study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None:
+            raise _NoSlot
+        return create_new_trial(study_id, template_trial)
+
+    ran: list[int] = []
+
+    def count(_: optuna.Study, trial: FrozenTrial) -> None:
+        ran.append(trial.number)
+
+    storage.create_new_trial = slots_only  # type: ignore[method-assign]
+    try:
+        while True:
+            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            try:
+                study.optimize(objective, n_trials=max(waiting, 1), catch=(DivergedError,),
+                               callbacks=[count, _replace_failed, *callbacks],
+                               show_progress_bar=show_progress_bar and waiting > 0,
+                               gc_after_trial=False)
+            except _NoSlot:
+                break
+    finally:
+        del storage.create_new_trial
+    return len(ran)
+
+
 def run_study(
     config: StudyConfig,
     *,
@@ -126,22 +200,8 @@ def run_study(
     """
     objective = objective or Objective(config, timing=timing)
     study = create_study(config, storage=storage, study_name=study_name)
-    target = n_trials if n_trials is not None else config.max_trials
-    from neuromosaic_optuna.training import DivergedError
-
-    failures_in_a_row = 0
-    while (remaining := target - count_finished(study)) > 0:
-        before = len(study.trials)
-        study.optimize(objective, n_trials=remaining, catch=(DivergedError,),
-                       callbacks=list(callbacks), show_progress_bar=show_progress_bar,
-                       gc_after_trial=False)
-        new = study.get_trials(deepcopy=False)[before:]
-        if new and all(t.state == TrialState.FAIL for t in new):
-            failures_in_a_row += 1
-            if failures_in_a_row >= 3:
-                break  # every new trial fails: stop instead of looping forever
-        else:
-            failures_in_a_row = 0
+    open_slots(study, n_trials if n_trials is not None else config.max_trials)
+    work(study, objective, callbacks=callbacks, show_progress_bar=show_progress_bar)
     return study
 
 
