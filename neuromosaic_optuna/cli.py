@@ -66,14 +66,26 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="total finished trials the study should have")
     run.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     run.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
+    run.add_argument("--workers", type=_positive_int, default=1,
+                     help="worker processes sharing the study (default 1)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    worker = sub.add_parser("worker", help="join a running study from another shell or "
+                            "machine and work on its open trial slots")
+    worker.add_argument("study_file", metavar="STUDY.toml")
+    worker.add_argument("--storage", help="the shared study's storage URL (default: "
+                        "$NEUROMOSAIC_STORAGE)")
+    worker.add_argument("--study-name", help="default: the study's name and budget")
+    worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
+    worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
 
     sub.add_parser("studies", help="list the shipped study files")
     return parser
 
 
 def _load(args: argparse.Namespace) -> StudyConfig:
-    overrides: dict[str, Any] = {"max_trials": args.n_trials, "seed": args.seed}
+    overrides: dict[str, Any] = {"max_trials": getattr(args, "n_trials", None),
+                                 "seed": args.seed}
     return load_study_file(args.study_file, budget=args.budget, overrides=overrides)
 
 
@@ -142,12 +154,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
     storage = make_storage(url)
     import optuna
 
-    from neuromosaic_optuna.study import run_study
+    from neuromosaic_optuna.study import run_study, run_workers
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = run_study(config, storage=storage, study_name=args.study_name, objective=objective,
-                      show_progress_bar=not args.no_progress)
+    if args.workers > 1:
+        if url.startswith("sqlite:///:memory:"):
+            raise ConfigError("--storage", "an in-memory database cannot be shared by workers")
+        study = run_workers(config, storage_url=url, study_name=args.study_name,
+                            workers=args.workers)
+    else:
+        study = run_study(config, storage=storage, study_name=args.study_name,
+                          objective=objective, show_progress_bar=not args.no_progress)
     _print_results(study, config, url)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.storage import make_storage, mask_url, resolve_storage_url
+    from neuromosaic_optuna.study import create_study, work
+
+    url = resolve_storage_url(args.storage)
+    objective = Objective(config)
+    objective.preflight()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(config, storage=make_storage(url), study_name=args.study_name)
+    ran = work(study, objective)
+    print(f"worker ran {ran} trial(s) of study {study.study_name!r} in {mask_url(url)}; "
+          "no open slot is left")
     return 0
 
 
@@ -164,7 +201,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "studies": _cmd_studies}
+_COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "studies": _cmd_studies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

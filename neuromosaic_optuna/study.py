@@ -8,6 +8,7 @@ are replaced.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from neuromosaic_optuna.pruners import make_pruner
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
-           "study_name_for", "work"]
+           "run_workers", "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -202,6 +203,53 @@ def run_study(
     study = create_study(config, storage=storage, study_name=study_name)
     open_slots(study, n_trials if n_trials is not None else config.max_trials)
     work(study, objective, callbacks=callbacks, show_progress_bar=show_progress_bar)
+    return study
+
+
+def _worker_process(config: StudyConfig, storage_url: str, study_name: str | None,
+                    threads: int) -> None:
+    """Entry point of one worker process (spawned): run slots until none is left."""
+    import torch
+
+    from neuromosaic_optuna.storage import make_storage
+
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = create_study(config, storage=make_storage(storage_url), study_name=study_name)
+    with contextlib.suppress(KeyboardInterrupt):
+        work(study, Objective(config))
+
+
+def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
+                workers: int = 2, n_trials: int | None = None) -> optuna.Study:
+    """Run a study with ``workers`` processes sharing one storage; return the study.
+
+    The slots are opened here, once; each process claims WAITING slots until none is left,
+    so the study ends with exactly ``n_trials`` finished trials. torch's threads are split
+    between the processes (``cpu_count // workers`` each, at least one). The storage must be
+    one that several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
+    """
+    import multiprocessing
+    import os
+
+    from neuromosaic_optuna.storage import make_storage
+
+    study = create_study(config, storage=make_storage(storage_url), study_name=study_name)
+    open_slots(study, n_trials if n_trials is not None else config.max_trials)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_process, args=(config, storage_url, study.study_name,
+                                                       threads), name=f"neuromosaic-worker-{i}")
+             for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=30)
+        raise
     return study
 
 
