@@ -79,8 +79,44 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
 
+    pareto = sub.add_parser("pareto", help="print a study's Pareto front, knee, hypervolume "
+                            "and an operating point")
+    _add_study_args(pareto)
+    pareto.add_argument("--operating-point", metavar="METRIC<=BOUND", action="append",
+                        default=[], help='e.g. "latency<=20ms" or "params<=1M" (repeatable)')
+
     sub.add_parser("studies", help="list the shipped study files")
     return parser
+
+
+def _add_study_args(p: argparse.ArgumentParser) -> None:
+    """Arguments that locate an existing study: its file, storage, name and budget."""
+    p.add_argument("study_file", metavar="STUDY.toml")
+    p.add_argument("--storage", help="storage URL (default: $NEUROMOSAIC_STORAGE, else "
+                   "sqlite:///neuromosaic.db)")
+    p.add_argument("--study-name", help="default: the study's name and budget")
+    p.add_argument("--budget", help="a [budget.<name>] preset of the study file")
+    p.add_argument("--seed", type=_seed, help=argparse.SUPPRESS)
+
+
+def _open_study(args: argparse.Namespace) -> tuple[Any, StudyConfig, str]:
+    """Load the existing study a command inspects (never creates one)."""
+    config = _load(args)
+    import optuna
+
+    from neuromosaic_optuna.storage import make_storage, mask_url, resolve_storage_url
+    from neuromosaic_optuna.study import study_name_for
+
+    url = resolve_storage_url(args.storage)
+    name = args.study_name or study_name_for(config)
+    storage = make_storage(url)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; run "
+                          f"`neuromosaic run {args.study_file}` first or pass --study-name") \
+            from None
+    return study, config, url
 
 
 def _load(args: argparse.Namespace) -> StudyConfig:
@@ -125,8 +161,13 @@ def _print_results(study: Any, config: StudyConfig, storage_url: str) -> None:
     counts = summary_counts(study)
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts["states"].items()))
     print(f"\nStudy {study.study_name!r}: {states}")
+    if len(study.directions) > 1:
+        _print_front(study, config)
+        print(f"\nStored in {mask_url(storage_url)} as study {study.study_name!r}.")
+        print(f"Inspect it: {dashboard_command(storage_url)}")
+        return
     front = best_or_front(study)
-    title = "Best trial" if len(study.directions) == 1 else "Pareto-optimal feasible trials"
+    title = "Best trial"
     shown = list(dict.fromkeys([*config.metric_names, "accuracy", "flops", "params",
                                 "latency", "memory"]))
     if front:
@@ -188,6 +229,48 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_front(study: Any, config: StudyConfig, points: Sequence[str] = ()) -> None:
+    """The front with ranks and the knee, the hypervolume, infeasible counts, operating points."""
+    from neuromosaic_optuna.pareto import operating_point, pareto_info, parse_operating_point
+
+    parsed = [parse_operating_point(p) for p in points]  # bad text fails before printing
+    info = pareto_info(study)
+    names = info.metric_names
+    extra = [m for m in ("accuracy", "flops", "params", "latency", "memory") if m not in names]
+    rows = [["trial", "rank", *names, *extra, ""]]
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for i in info.front:
+        number = int(info.trial_numbers[i])
+        metrics = by_number[number].user_attrs.get("metrics", {})
+        rows.append([str(number), str(int(info.ranks[i])),
+                     *(_fmt(m, v) for m, v in zip(names, info.values[i], strict=True)),
+                     *(_fmt(m, metrics.get(m)) for m in extra),
+                     "knee" if number == info.knee_trial else ""])
+    n = len(info.trial_numbers)
+    infeasible = int((~info.feasible).sum())
+    print(f"Pareto front of {study.study_name!r}: {len(info.front)} of {n} completed trials "
+          f"({infeasible} infeasible, {int(info.dominated.sum())} feasible but dominated)")
+    if len(info.front):
+        print(_table(rows))
+        ref = ", ".join(_fmt(m, v) for m, v in zip(names, info.reference_point, strict=True))
+        print(f"knee: trial {info.knee_trial}; hypervolume: {info.hypervolume:.6g} "
+              f"(reference point: {ref})")
+    for point in parsed:
+        best = operating_point(study, point)
+        if best is None:
+            print(f"operating point {point}: no feasible trial meets it")
+        else:
+            shown = ", ".join(f"{m}={_fmt(m, v)}" for m, v in
+                              zip(names, best.values, strict=True))
+            print(f"operating point {point}: trial {best.number} ({shown})")
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    study, config, _ = _open_study(args)
+    _print_front(study, config, args.operating_point)
+    return 0
+
+
 def _cmd_studies(args: argparse.Namespace) -> int:
     files = sorted(STUDIES_DIR.glob("*.toml"))
     rows = [["study file", "description"]]
@@ -201,7 +284,8 @@ def _cmd_studies(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "studies": _cmd_studies}
+_COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "pareto": _cmd_pareto,
+             "studies": _cmd_studies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
