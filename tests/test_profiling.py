@@ -42,7 +42,7 @@ def _naive_macs(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     return counter.get_total_flops() // 2
 
 
-def _small_convnet() -> nn.Module:
+def _small_convnet() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
@@ -181,7 +181,7 @@ def test_count_flops_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="backend"):
         count_flops(nn.Linear(2, 2), (1, 1, 2), backend="fvcore")
     with pytest.raises(ValueError, match="input_size"):
-        count_flops(nn.Linear(2, 2), (1, 2))
+        count_flops(nn.Linear(2, 2), (1, 2))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
         measure_latency(nn.Linear(2, 2), (1, 1, 2), batch_size=0)
 
