@@ -27,6 +27,7 @@ from torch import nn
 
 import neuromosaic_optuna as nm
 from neuromosaic_optuna.models import BuildContext, get_builder
+from neuromosaic_optuna.training import _warmup_cosine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +39,7 @@ def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(x) / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.25)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps))
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(epochs):

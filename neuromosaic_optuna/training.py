@@ -1,6 +1,6 @@
 """One train/evaluate loop for every trainable architecture.
 
-The loop is deliberately plain: AdamW (or Adam/SGD) with a one-cycle learning-rate schedule,
+The loop is deliberately plain: AdamW (or Adam/SGD) with a warm-up + cosine learning-rate schedule,
 cross-entropy, a fixed number of epochs, a seed that fixes initialisation and batch order.
 After each epoch it measures validation accuracy and calls ``on_epoch(epoch, metrics)``; the
 callback may raise (``optuna.TrialPruned`` for early stopping). A NaN or infinite loss stops
@@ -56,6 +56,19 @@ def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
         yield from loader
 
 
+def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
+    """Linear warm-up over the first 10% of steps (at least one), then cosine decay to 0."""
+    warmup = max(1, total_steps // 10)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
 def evaluate_accuracy(model: nn.Module, ds: Dataset[Any], *, batch_size: int = 512) -> float:
     """Top-1 accuracy of ``model`` on ``ds`` as a fraction, in eval mode (mode restored).
 
@@ -101,7 +114,7 @@ def train_model(
         val: Validation split, evaluated after every epoch.
         epochs: Number of epochs.
         batch_size: Mini-batch size.
-        learning_rate: Peak learning rate of the one-cycle schedule.
+        learning_rate: Peak learning rate (linear warm-up, then cosine decay).
         weight_decay: Weight decay.
         optimizer: ``"adamw"``, ``"adam"`` or ``"sgd"`` (momentum 0.9, Nesterov).
         seed: Seeds the batch order (initialisation is the caller's: seed before building).
@@ -128,8 +141,8 @@ def train_model(
     else:
         opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=learning_rate, total_steps=epochs * steps_per_epoch, pct_start=0.25)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, _warmup_cosine(epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -149,7 +162,7 @@ def train_model(
             loss.backward()
             opt.step()
             schedule.step()
-            total_loss += float(loss) * len(y)
+            total_loss += float(loss.detach()) * len(y)
             n += len(y)
         loss_value = total_loss / max(n, 1)
         val_acc = evaluate_accuracy(model, val)
