@@ -46,6 +46,22 @@ __all__ = ["Objective", "REJECTED_ACCURACY", "weighted_score"]
 #: Accuracy recorded for a trial rejected before training (see module docstring).
 REJECTED_ACCURACY = 0.0
 
+#: Search-space params that set training, not the architecture; builders never see them.
+#: ``train_noise_std`` (Gaussian noise augmentation, pixel units) and ``train_adv_eps`` (fast
+#: FGSM adversarial training, L-inf epsilon) are the robustness regularizers of case study 5.
+TRAINING_PARAMS = frozenset({"learning_rate", "weight_decay", "train_noise_std",
+                             "train_adv_eps"})
+
+#: Metrics measured by :func:`neuromosaic_optuna.robustness.evaluate_robustness`.
+ROBUSTNESS_METRICS = frozenset({"clean_accuracy", "noise_accuracy", "corrupt_accuracy",
+                                "adversarial_accuracy", "corruption_resistance",
+                                "adversarial_robustness", "stability_index"})
+
+#: Perturbations evaluated when a study asks for robustness metrics but has no
+#: ``perturbations`` table (the seed's ``robustness_study``).
+DEFAULT_PERTURBATIONS = {"input_noise": [0.1, 0.2, 0.3], "adversarial": ["fgsm", "pgd"],
+                         "corruption": ["gaussian", "shot", "impulse"]}
+
 
 def weighted_score(config: StudyConfig, metrics: Mapping[str, float]) -> float:
     """Scalarize metrics with the objective weights (``search_strategy = "weighted"``).
@@ -111,6 +127,14 @@ class Objective:
         self.epoch_hooks: list[Callable[[optuna.trial.Trial, int, dict[str, float]], None]] = []
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def needs_robustness(self) -> bool:
+        """True when the study evaluates perturbations after training."""
+        cfg = self.config
+        wanted = {o.name for o in cfg.objectives} | {c.metric for c in cfg.constraints}
+        return bool(cfg.perturbations) or bool(wanted & ROBUSTNESS_METRICS) or bool(
+            set(cfg.robustness_metrics) & ROBUSTNESS_METRICS)
 
     @property
     def model_options(self) -> dict[str, Any]:
@@ -197,8 +221,9 @@ class Objective:
         ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
                            options=self.model_options)
         torch.manual_seed(cfg.seed * 100_003 + trial.number)
+        arch_params = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
         try:
-            built = get_builder(cfg.architecture_type)(params, ctx)
+            built = get_builder(cfg.architecture_type)(arch_params, ctx)
         except ArchitectureError as exc:
             self._store(trial, {}, {"params": params, "input_resolution": resolution},
                         "invalid", str(exc))
@@ -226,12 +251,24 @@ class Objective:
             for hook in self.epoch_hooks:
                 hook(trial, epoch, values)
 
+        noise_std = float(params.get("train_noise_std", 0.0))
+        adv_eps = float(params.get("train_adv_eps", 0.0))
+        augment = None
+        if noise_std > 0 or adv_eps > 0:
+            from neuromosaic_optuna.robustness import augment_batch
+
+            def augment(model: Any, x: Any, y: Any, generator: Any) -> Any:
+                return augment_batch(model, x, y, noise_std=noise_std, adv_eps=adv_eps,
+                                     generator=generator)
+
         try:
             result = train_model(
                 built.model, splits.train, splits.val, epochs=cfg.epochs,
-                batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
-                weight_decay=cfg.weight_decay, optimizer=cfg.optimizer,
-                seed=cfg.seed + trial.number, on_epoch=on_epoch)
+                batch_size=cfg.batch_size,
+                learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
+                weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
+                optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
+                augment=augment)
         except DivergedError as exc:
             self._store(trial, metrics, architecture, "diverged", str(exc), curve)
             raise
@@ -243,7 +280,29 @@ class Objective:
         metrics.update(accuracy=result.val_accuracy, train_loss=result.train_loss,
                        train_time=result.train_time,
                        test_accuracy=evaluate_accuracy(built.model, splits.test))
+        if self.needs_robustness:
+            metrics.update(self._robustness(trial, built.model, splits.test))
         return self._finish(trial, metrics, architecture, "ok", None, curve)
+
+    def _robustness(self, trial: optuna.trial.Trial, model: Any, test: Any) -> dict[str, float]:
+        """Evaluate the trained model under the study's perturbations on the test split;
+        per-perturbation accuracies go to the user attribute ``robustness``."""
+        import torch
+
+        from neuromosaic_optuna.robustness import evaluate_robustness
+
+        if hasattr(test, "tensors"):
+            x, y = test.tensors[0], test.tensors[1]
+        else:  # a lazy dataset: evaluate on its first 1,000 images
+            items = [test[i] for i in range(min(len(test), 1000))]
+            x = torch.stack([it[0] for it in items])
+            y = torch.tensor([int(it[1]) for it in items])
+        result = evaluate_robustness(model, x, y,
+                                     self.config.perturbations or DEFAULT_PERTURBATIONS,
+                                     seed=self.config.seed)
+        trial.set_user_attr("robustness", {"metrics": dict(result.metrics),
+                                           "details": dict(result.details)})
+        return dict(result.metrics)
 
     def _finish(self, trial: optuna.trial.Trial, metrics: dict[str, float],
                 architecture: Mapping[str, Any], status: str, reason: str | None,

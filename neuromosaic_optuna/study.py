@@ -9,6 +9,7 @@ are replaced.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -75,7 +76,9 @@ def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = Non
                           f"({[d.name.lower() for d in study.directions]}); choose another "
                           "name with --study-name")
     if study.metric_names is None:
-        study.set_metric_names(config.metric_names)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in practice
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(config.metric_names)
     elif list(study.metric_names) != config.metric_names:
         raise ConfigError("--study-name", f"study {name!r} exists with metrics "
                           f"{study.metric_names}; this config has {config.metric_names}")
