@@ -2,27 +2,102 @@
 
 Every dataset yields 3-channel float images in the pixel range ``[0, 1]`` (no
 normalisation: models see raw pixels, perturbations and attacks work in that range), resized
-to the trial's resolution, and integer labels.
+to the trial's resolution, and integer labels. Nothing is ever downloaded.
 
 * ``digits`` (default, embedded): scikit-learn's ``load_digits``, 1,797 real 8×8 handwritten
   digits shipped inside scikit-learn, upsampled bilinearly; split 60/20/20, stratified, seeded.
+* ``cifar10``: CIFAR-10 in torchvision's python format (``cifar-10-batches-py/`` with
+  ``data_batch_1`` … ``data_batch_5``, ``test_batch``, ``batches.meta``). A seeded, stratified
+  ``val_fraction`` of the training batches is the validation split; ``test_batch`` is the test
+  split. Images are resized bilinearly (antialiased) to the resolution.
+* ``imagenet``: an ImageFolder tree ``train/<class>/*.JPEG`` and ``val/<class>/*.JPEG`` (the
+  official validation images sorted into class folders). ``val/`` is the *test* split (ImageNet's
+  test labels are not public); the search's validation split is held out of ``train/``.
+* ``imagefolder``: any ImageFolder tree with ``train/`` and optional ``val/`` and ``test/``;
+  a missing split is held out of ``train/`` (seeded, stratified). Images are resized on their
+  shorter side and centre-cropped to the resolution.
+
+Where files are looked for: the ``path`` argument (the study's ``dataset_path``) alone when given;
+otherwise ``$NEUROMOSAIC_<NAME>_DIR``, then ``$NEUROMOSAIC_DATA_DIR/<name>``, then
+``~/.cache/neuromosaic/<name>``; the first existing folder is used. A missing or corrupt dataset
+is a :class:`~neuromosaic_optuna.config.ConfigError` on ``dataset_path`` saying where it looked.
+
+**Pickle.** CIFAR-10's only distributed form is a Python pickle, and unpickling runs code named by
+the file. The batches are therefore read with a restricted unpickler that resolves no global
+except the handful numpy needs to rebuild an array (``_reconstruct``, ``ndarray``, ``dtype``,
+``scalar``, ``_frombuffer``) and ``_codecs.encode`` (how Python 3 pickles ``bytes``); a file that
+names anything else (``os.system``, ``builtins.eval``, …) is refused before anything runs.
+
+**Memory.** CIFAR-10 images are kept as ``uint8`` (150 MB for all 60,000). When the float
+splits at the requested resolution fit in :data:`IN_MEMORY_BYTES`, the splits are
+``TensorDataset`` of floats (the training loop's fast path); otherwise they are
+:class:`ByteImageDataset`, which converts and resizes one batch at a time.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuromosaic_optuna.config import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from torch.utils.data import Dataset
 
-__all__ = ["DatasetSplits", "load_dataset", "DATASETS"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_VAL_FRACTION",
+    "IN_MEMORY_BYTES",
+    "ByteImageDataset",
+    "DatasetSplits",
+    "dataset_info",
+    "load_dataset",
+]
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "cifar10", "imagenet", "imagefolder")
+
+#: Float splits up to this size (all three together) are materialised as ``TensorDataset``.
+IN_MEMORY_BYTES = 512 * 2**20
+
+#: Share of each class held out of the training files for validation (cifar10, imagenet, and
+#: imagefolder trees without ``val/``).
+DEFAULT_VAL_FRACTION = 0.1
+
+_DATA_DIR_ENV = "NEUROMOSAIC_DATA_DIR"
+_CACHE_DIR = Path("~/.cache/neuromosaic")
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class _Source:
+    description: str
+    env: str
+    expects: str
+
+
+_SOURCES = {
+    "cifar10": _Source(
+        "CIFAR-10, 60,000 32x32 colour images in 10 classes (torchvision's python format)",
+        "NEUROMOSAIC_CIFAR10_DIR",
+        "cifar-10-batches-py/ with data_batch_1..data_batch_5, test_batch, batches.meta "
+        "(the extracted cifar-10-python.tar.gz)"),
+    "imagenet": _Source(
+        "ImageNet as an ImageFolder tree; val/ is the test split, validation is held out of "
+        "train/",
+        "NEUROMOSAIC_IMAGENET_DIR",
+        "train/<class>/*.JPEG and val/<class>/*.JPEG"),
+    "imagefolder": _Source(
+        "any ImageFolder tree; missing val/ or test/ splits are held out of train/",
+        "NEUROMOSAIC_IMAGEFOLDER_DIR",
+        "train/<class>/<images> with optional val/<class>/ and test/<class>/"),
+}
 
 
 @dataclass
@@ -41,32 +116,180 @@ class DatasetSplits:
     test: Dataset[Any]
 
 
-def load_dataset(name: str, *, resolution: int, seed: int = 0, path: str | None = None,
-                 max_train_samples: int | None = None) -> DatasetSplits:
-    """Load dataset ``name`` at ``resolution`` with seeded splits.
+def dataset_info(name: str) -> str:
+    """One line about dataset ``name``: what it is and where it is looked for.
 
     Args:
         name: A dataset name from :data:`DATASETS`.
-        resolution: Output height and width.
-        seed: Seed of the split.
-        path: Where the data lies on disk (datasets that are not embedded).
-        max_train_samples: Keep at most this many training samples (a budget knob).
+
+    Returns:
+        ``"<name>: <what it is>; ..."``, with the folders searched as the environment has them now.
 
     Raises:
-        ConfigError: Unknown dataset, or a named dataset whose files are missing.
+        ConfigError: Unknown dataset.
+
+    Example:
+        >>> dataset_info("digits").startswith("digits: ")
+        True
+        >>> "NEUROMOSAIC_CIFAR10_DIR" in dataset_info("cifar10")
+        True
+    """
+    key = _canonical(name)
+    if key == "digits":
+        return ("digits: 1,797 real 8x8 handwritten digits embedded in scikit-learn, 10 classes, "
+                "split 60/20/20; no files needed")
+    src = _SOURCES[key]
+    where = ", ".join(label for _, label in _candidates(key, None))
+    return (f"{key}: {src.description}; looks in dataset_path, else {where}; "
+            f"expects {src.expects}")
+
+
+def load_dataset(name: str, *, resolution: int, seed: int = 0, path: str | os.PathLike[str] | None
+                 = None, max_train_samples: int | None = None,
+                 val_fraction: float = DEFAULT_VAL_FRACTION) -> DatasetSplits:
+    """Load dataset ``name`` at ``resolution`` with seeded splits.
+
+    Args:
+        name: A dataset name from :data:`DATASETS` (case-insensitive).
+        resolution: Output height and width.
+        seed: Seed of the split (and of the training order of lazily read folders).
+        path: Where the data lies on disk (datasets that are not embedded); when given, the only
+            place looked at.
+        max_train_samples: Keep at most this many training samples (a budget knob).
+        val_fraction: Share of each class held out of the training files for validation, where
+            a dataset has no validation files of its own (not used by ``digits``).
+
+    Returns:
+        The splits; ``num_classes`` counts the training classes.
+
+    Raises:
+        ConfigError: Unknown dataset, a bad resolution or sample count, or a named dataset whose
+            files are missing or corrupt (field ``dataset_path``, saying where it looked).
+        ValueError: ``val_fraction`` outside ``(0, 1)``.
 
     Example:
         >>> splits = load_dataset("digits", resolution=16)
         >>> splits.train.tensors[0].shape[1:], splits.num_classes
         (torch.Size([3, 16, 16]), 10)
     """
-    if name == "digits":
+    key = _canonical(name)
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ConfigError("resolution", f"expected a positive integer, got {resolution!r}")
+    if max_train_samples is not None and (isinstance(max_train_samples, bool)
+                                          or not isinstance(max_train_samples, int)
+                                          or max_train_samples < 1):
+        raise ConfigError("max_train_samples",
+                          f"expected a positive integer, got {max_train_samples!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    if key == "digits":
         splits = _digits(resolution, seed)
+    elif key == "cifar10":
+        splits = _cifar10(_locate(key, path), resolution, seed, val_fraction, max_train_samples)
     else:
-        raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+        splits = _image_folder(key, _locate(key, path), resolution, seed, val_fraction)
     if max_train_samples is not None:
         splits.train = _head(splits.train, max_train_samples)
     return splits
+
+
+class ByteImageDataset:
+    """``uint8`` images kept as they are, served as float ``[0, 1]`` images at ``resolution``.
+
+    A map-style dataset (``torch.utils.data.Dataset`` protocol) whose ``__getitems__`` converts
+    a whole batch at once, so a ``DataLoader`` pays one resize per batch.
+
+    Args:
+        images: ``uint8`` tensor of shape ``(N, 3, H, W)``.
+        labels: Integer tensor of shape ``(N,)``.
+        resolution: Output height and width.
+
+    Example:
+        >>> import torch
+        >>> ds = ByteImageDataset(torch.full((2, 3, 4, 4), 255, dtype=torch.uint8),
+        ...                       torch.tensor([0, 1]), resolution=8)
+        >>> x, y = ds[1]
+        >>> tuple(x.shape), float(x.max()), int(y)
+        ((3, 8, 8), 1.0, 1)
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, resolution: int) -> None:
+        import torch
+
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got "
+                             f"{tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.long()
+        self.resolution = resolution
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = range(len(self))[index]
+        x = _to_float(self.images[i:i + 1], self.resolution)
+        return x[0], self.labels[i]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        import torch
+
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        x = _to_float(self.images[idx], self.resolution)
+        return list(zip(x, self.labels[idx], strict=True))
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+def _canonical(name: str) -> str:
+    key = str(name).strip().lower()
+    if key not in DATASETS:
+        raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
+    return key
+
+
+def _candidates(name: str, path: str | os.PathLike[str] | None
+                ) -> list[tuple[Path | None, str]]:
+    """Folders to look in, in order, each with how it is described in messages."""
+    if path is not None:
+        p = Path(path).expanduser()
+        return [(p, f"{p} (dataset_path)")]
+    env = _SOURCES[name].env
+    out: list[tuple[Path | None, str]] = []
+    value = os.environ.get(env)
+    if value:
+        p = Path(value).expanduser()
+        out.append((p, f"{p} (${env})"))
+    else:
+        out.append((None, f"${env} (not set)"))
+    data_dir = os.environ.get(_DATA_DIR_ENV)
+    if data_dir:
+        p = Path(data_dir).expanduser() / name
+        out.append((p, f"{p} (${_DATA_DIR_ENV}/{name})"))
+    else:
+        out.append((None, f"${_DATA_DIR_ENV}/{name} (not set)"))
+    cache = _CACHE_DIR.expanduser() / name
+    out.append((cache, str(cache)))
+    return out
+
+
+def _locate(name: str, path: str | os.PathLike[str] | None) -> Path:
+    """The first existing candidate folder of dataset ``name``, or a one-line ConfigError."""
+    candidates = _candidates(name, path)
+    looked = []
+    for p, label in candidates:
+        if p is not None and p.is_dir():
+            return p
+        if p is not None and p.exists():
+            label += " (a file, not a folder: extract archives first)"
+        looked.append(label)
+    src = _SOURCES[name]
+    raise ConfigError("dataset_path", f"{name} not found (nothing is downloaded); looked in "
+                      f"{', '.join(looked)}; expected {src.expects}; set dataset_path in the study "
+                      f"file or the environment variable {src.env}")
 
 
 def _head(ds: Dataset[Any], n: int) -> Dataset[Any]:
@@ -74,8 +297,51 @@ def _head(ds: Dataset[Any], n: int) -> Dataset[Any]:
 
     if isinstance(ds, TensorDataset):
         return TensorDataset(*(t[:n] for t in ds.tensors))
-    return Subset(ds, range(min(n, len(ds))))  # type: ignore[arg-type]
+    if len(ds) <= n:  # type: ignore[arg-type]
+        return ds
+    return Subset(ds, range(n))
 
+
+def _to_float(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """``uint8`` ``(N, 3, H, W)`` -> float ``[0, 1]`` at ``resolution`` (bilinear, antialiased)."""
+    import torch.nn.functional as F
+
+    x = images.float().div_(255.0)
+    if x.shape[-2:] != (resolution, resolution):
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear",
+                          align_corners=False, antialias=True).clamp_(0.0, 1.0)
+    return x
+
+
+def _stratified_parts(y: torch.Tensor, seed: int, fractions: Sequence[float]
+                      ) -> list[torch.Tensor]:
+    """Seeded stratified split of ``range(len(y))``: ``fractions[i]`` of each class goes to part
+    ``i + 1`` (at least one sample when the class has enough), the rest to part 0; every part is
+    shuffled."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[list[torch.Tensor]] = [[] for _ in range(len(fractions) + 1)]
+    for cls in torch.unique(y):
+        idx = torch.nonzero(y == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        start = 0
+        for i, frac in enumerate(fractions, start=1):
+            n = round(len(idx) * frac)
+            if n == 0 and len(idx) > len(fractions):
+                n = 1
+            n = min(n, max(0, len(idx) - start - 1))  # keep one training sample per class
+            parts[i].append(idx[start:start + n])
+            start += n
+        parts[0].append(idx[start:])
+    out = []
+    for p in parts:
+        cat = torch.cat(p) if p else torch.zeros(0, dtype=torch.long)
+        out.append(cat[torch.randperm(len(cat), generator=gen)])
+    return out
+
+
+# --------------------------------------------------------------------------- digits
 
 @lru_cache(maxsize=8)
 def _digits_tensors(resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,3 +385,248 @@ def _digits(resolution: int, seed: int) -> DatasetSplits:
     tr, va, te = _stratified_split(y, seed)
     return DatasetSplits("digits", 10, resolution, TensorDataset(x[tr], y[tr]),
                          TensorDataset(x[va], y[va]), TensorDataset(x[te], y[te]))
+
+
+# --------------------------------------------------------------------------- cifar10
+
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    """A pickle named a global outside the allow-list."""
+
+
+@lru_cache(maxsize=1)
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """The callables numpy's own pickles name, resolved from numpy itself (any numpy version,
+    under both the ``numpy.core`` and ``numpy._core`` spellings)."""
+    import numpy as np
+
+    arr = np.zeros(1, dtype=np.uint8)
+    reconstruct = arr.__reduce__()[0]
+    frombuffer = arr.__reduce_ex__(5)[0]
+    scalar = np.int64(0).__reduce__()[0]
+    out: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+    for core in ("numpy.core", "numpy._core"):
+        out[(f"{core}.multiarray", "_reconstruct")] = reconstruct
+        out[(f"{core}.multiarray", "scalar")] = scalar
+        out[(f"{core}.numeric", "_frombuffer")] = frombuffer
+    return out
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers, numbers, strings, bytes and numpy arrays; nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("_codecs", "encode"):
+            import codecs
+
+            return codecs.encode
+        found = _numpy_globals().get((module, name))
+        if found is None:
+            raise _ForbiddenGlobal(f"{module}.{name}")
+        return found
+
+
+def _unpickle_arrays(file: Path) -> Any:
+    """Read ``file`` with :class:`_ArrayUnpickler` (``latin1`` for Python 2 pickles, as
+    torchvision does); raise ConfigError for a forbidden global or a broken file."""
+    try:
+        with open(file, "rb") as fh:
+            return _ArrayUnpickler(fh, encoding="latin1").load()
+    except _ForbiddenGlobal as err:
+        raise ConfigError("dataset_path", f"{file}: refused to unpickle, the file references "
+                          f"{err}; only numpy arrays, lists, dicts, strings and numbers are "
+                          "accepted in dataset pickles") from None
+    except Exception as err:  # a parser of untrusted bytes can fail in many ways
+        raise ConfigError("dataset_path", f"{file}: not a readable pickle "
+                          f"({type(err).__name__}: {err}); re-extract the dataset") from None
+
+
+def _str_keys(entry: Any, file: Path) -> dict[str, Any]:
+    if not isinstance(entry, dict):
+        raise ConfigError("dataset_path", f"{file}: expected a dict, found "
+                          f"{type(entry).__name__}")
+    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in entry.items()}
+
+
+def _read_cifar_batch(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 batch: ``uint8`` images ``(N, 3, 32, 32)`` and ``int64`` labels ``(N,)``."""
+    import numpy as np
+
+    entry = _str_keys(_unpickle_arrays(file), file)
+    data, labels = entry.get("data"), entry.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3 * 32 * 32:
+        got = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
+               else type(data).__name__)
+        raise ConfigError("dataset_path", f"{file}: 'data' must be a uint8 array of shape "
+                          f"(N, 3072), found {got}")
+    try:
+        y = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        y = np.zeros(0, dtype=np.int64) - 1
+    if y.shape != (data.shape[0],):
+        raise ConfigError("dataset_path", f"{file}: 'labels' must list one integer per image "
+                          f"({data.shape[0]})")
+    return data.reshape(-1, 3, 32, 32), y
+
+
+def _cifar_folder(root: Path) -> Path:
+    from torchvision.datasets import CIFAR10
+
+    names = [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+    for folder in (root / CIFAR10.base_folder, root):
+        if all((folder / n).is_file() for n in names):
+            return folder
+    folder = root / CIFAR10.base_folder if (root / CIFAR10.base_folder).is_dir() else root
+    missing = [n for n in names if not (folder / n).is_file()]
+    raise ConfigError("dataset_path", f"cifar10: {folder} lacks {', '.join(missing)}; expected "
+                      f"{_SOURCES['cifar10'].expects}; set dataset_path in the study file or the "
+                      f"environment variable {_SOURCES['cifar10'].env}")
+
+
+def _cifar_arrays(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                         int]:
+    from torchvision.datasets import CIFAR10
+
+    files = [n for n, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
+    stamp = tuple((f, (folder / f).stat().st_mtime_ns, (folder / f).stat().st_size)
+                  for f in files)
+    return _cifar_arrays_cached(str(folder.resolve()), stamp)
+
+
+@lru_cache(maxsize=2)
+def _cifar_arrays_cached(folder_name: str, stamp: tuple[Any, ...]
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Training and test images (``uint8``) and labels, and the class count, of one folder;
+    ``stamp`` (names, mtimes, sizes) invalidates the cache when the files change."""
+    import numpy as np
+    import torch
+    from torchvision.datasets import CIFAR10
+
+    folder = Path(folder_name)
+    train = [_read_cifar_batch(folder / n) for n, _ in CIFAR10.train_list]
+    test = _read_cifar_batch(folder / CIFAR10.test_list[0][0])
+    meta_file = folder / CIFAR10.meta["filename"]
+    meta = _str_keys(_unpickle_arrays(meta_file), meta_file)
+    names = meta.get(CIFAR10.meta["key"])
+    if not isinstance(names, list) or not names:
+        raise ConfigError("dataset_path", f"{meta_file}: expected a non-empty list "
+                          f"{CIFAR10.meta['key']!r}")
+    num_classes = len(names)
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    for file, y in ((folder / "data_batch_*", y_train), (folder / "test_batch", test[1])):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ConfigError("dataset_path", f"{file}: labels must lie in [0, {num_classes}) "
+                              f"({num_classes} label_names in batches.meta)")
+    return (torch.from_numpy(x_train), torch.from_numpy(y_train), torch.from_numpy(test[0]),
+            torch.from_numpy(test[1]), num_classes)
+
+
+def _image_split(x: torch.Tensor, y: torch.Tensor, resolution: int, in_memory: bool
+                 ) -> Dataset[Any]:
+    import torch
+    from torch.utils.data import TensorDataset
+
+    if not in_memory:
+        return ByteImageDataset(x, y, resolution)  # type: ignore[return-value]
+    out = torch.empty((len(x), 3, resolution, resolution), dtype=torch.float32)
+    for start in range(0, len(x), 4096):
+        out[start:start + 4096] = _to_float(x[start:start + 4096], resolution)
+    return TensorDataset(out, y.long())
+
+
+def _cifar10(root: Path, resolution: int, seed: int, val_fraction: float,
+             max_train_samples: int | None) -> DatasetSplits:
+    x_train, y_train, x_test, y_test, num_classes = _cifar_arrays(_cifar_folder(root))
+    tr, va = _stratified_parts(y_train, seed, [val_fraction])
+    if max_train_samples is not None:
+        tr = tr[:max_train_samples]
+    n_images = len(tr) + len(va) + len(x_test)
+    in_memory = n_images * 3 * resolution * resolution * 4 <= IN_MEMORY_BYTES
+    return DatasetSplits(
+        "cifar10", num_classes, resolution,
+        _image_split(x_train[tr], y_train[tr], resolution, in_memory),
+        _image_split(x_train[va], y_train[va], resolution, in_memory),
+        _image_split(x_test, y_test, resolution, in_memory))
+
+
+# --------------------------------------------------------------------------- image folders
+
+def _load_rgb(path: str) -> Any:
+    """ImageFolder's loader, with an unreadable image as a ConfigError naming the file."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fh:
+            img = Image.open(fh)
+            return img.convert("RGB")
+    except Exception as err:  # PIL raises many types for corrupt or truncated images
+        raise ConfigError("dataset_path", f"{path}: not a readable image "
+                          f"({type(err).__name__}: {err})") from None
+
+
+def _folder(root: Path, transform: Any, class_to_idx: dict[str, int] | None) -> Any:
+    """A torchvision ImageFolder on ``root``; with ``class_to_idx``, the training classes'
+    indices are kept (a class missing here is allowed, an unknown one is not)."""
+    from torchvision.datasets import ImageFolder
+
+    class _Folder(ImageFolder):
+        def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+            if class_to_idx is None:
+                return super().find_classes(directory)
+            found = sorted(e.name for e in os.scandir(directory) if e.is_dir())
+            extra = [c for c in found if c not in class_to_idx]
+            if extra:
+                raise ConfigError("dataset_path", f"{directory}: class folders "
+                                  f"{', '.join(extra[:5])} are not in train/")
+            return sorted(class_to_idx, key=class_to_idx.__getitem__), dict(class_to_idx)
+
+    try:
+        ds = _Folder(str(root), transform=transform, loader=_load_rgb,
+                     allow_empty=class_to_idx is not None)
+    except FileNotFoundError as err:
+        raise ConfigError("dataset_path", f"{root}: {err}") from None
+    if len(ds) == 0:
+        raise ConfigError("dataset_path", f"{root}: no images (looked for "
+                          f"{', '.join(_IMAGE_EXTENSIONS)} inside class folders)")
+    return ds
+
+
+def _image_folder(name: str, root: Path, resolution: int, seed: int,
+                  val_fraction: float) -> DatasetSplits:
+    import torch
+    from torch.utils.data import Subset
+    from torchvision import transforms
+
+    src = _SOURCES[name]
+    required = ("train", "val") if name == "imagenet" else ("train",)
+    missing = [d for d in required if not (root / d).is_dir()]
+    if missing:
+        raise ConfigError("dataset_path", f"{name}: {root} lacks {'/, '.join(missing)}/; "
+                          f"expected {src.expects}; set dataset_path in the study file or the "
+                          f"environment variable {src.env}")
+    transform = transforms.Compose([
+        transforms.Resize(resolution), transforms.CenterCrop(resolution), transforms.ToTensor()])
+    train = _folder(root / "train", transform, None)
+    classes = dict(train.class_to_idx)
+    if name == "imagenet":
+        given = {"test": _folder(root / "val", transform, classes)}
+    else:
+        given = {s: _folder(root / s, transform, classes) for s in ("val", "test")
+                 if (root / s).is_dir()}
+    carve = [s for s in ("val", "test") if s not in given]
+    if len(carve) * val_fraction >= 1.0:
+        raise ValueError(f"val_fraction must be below {1 / len(carve):g} to hold out "
+                         f"{' and '.join(carve)} from train/, got {val_fraction!r}")
+    y = torch.as_tensor(train.targets, dtype=torch.long)
+    parts = _stratified_parts(y, seed, [val_fraction] * len(carve))
+    for split, idx in zip(carve, parts[1:], strict=True):
+        if len(idx) == 0:
+            raise ConfigError("dataset_path", f"{root / 'train'}: too few images "
+                              f"({len(y)}) to hold out a {split} split; add {split}/")
+        given[split] = Subset(train, idx.tolist())
+    return DatasetSplits(name, len(train.classes), resolution, Subset(train, parts[0].tolist()),
+                         given["val"], given["test"])
