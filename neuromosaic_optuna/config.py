@@ -628,9 +628,9 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
     merged: dict[str, Any] = {}
     for layer_name, layer, allowed in layers:
         _merge_layer(merged, layer_name, layer, allowed)
-    description = data.get("description", merged.get("description", ""))
-    if description:
-        description = _expect_str(description, "description")
+    description = merged.get("description", "")
+    if "description" in data:
+        description = _expect_str(data["description"], "description")
     return _build(merged, experiment=dict(experiment), budget=chosen, source=source,
                   description=description)
 
