@@ -36,6 +36,7 @@ splits at the requested resolution fit in :data:`IN_MEMORY_BYTES`, the splits ar
 
 from __future__ import annotations
 
+import numbers
 import os
 import pickle
 from collections.abc import Sequence
@@ -72,7 +73,6 @@ DEFAULT_VAL_FRACTION = 0.1
 
 _DATA_DIR_ENV = "NEUROMOSAIC_DATA_DIR"
 _CACHE_DIR = Path("~/.cache/neuromosaic")
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,10 @@ _SOURCES = {
 class DatasetSplits:
     """Train/validation/test splits of one dataset at one resolution.
 
-    Each split is a ``torch.utils.data.Dataset`` of ``(image, label)``; in-memory datasets are
-    ``TensorDataset`` (the training loop batches their tensors directly).
+    Each split is a ``torch.utils.data.Dataset`` of ``(image, label)``: ``TensorDataset`` when
+    in memory (digits, small CIFAR-10 splits; the training loop batches their tensors directly),
+    :class:`ByteImageDataset` for large CIFAR-10 splits, ``Subset``/``ImageFolder`` of lazily
+    read files for image folders.
     """
 
     name: str
@@ -144,8 +146,9 @@ def dataset_info(name: str) -> str:
             f"expects {src.expects}")
 
 
-def load_dataset(name: str, *, resolution: int, seed: int = 0, path: str | os.PathLike[str] | None
-                 = None, max_train_samples: int | None = None,
+def load_dataset(name: str, *, resolution: int, seed: int = 0,
+                 path: str | os.PathLike[str] | None = None,
+                 max_train_samples: int | None = None,
                  val_fraction: float = DEFAULT_VAL_FRACTION) -> DatasetSplits:
     """Load dataset ``name`` at ``resolution`` with seeded splits.
 
@@ -173,13 +176,9 @@ def load_dataset(name: str, *, resolution: int, seed: int = 0, path: str | os.Pa
         (torch.Size([3, 16, 16]), 10)
     """
     key = _canonical(name)
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ConfigError("resolution", f"expected a positive integer, got {resolution!r}")
-    if max_train_samples is not None and (isinstance(max_train_samples, bool)
-                                          or not isinstance(max_train_samples, int)
-                                          or max_train_samples < 1):
-        raise ConfigError("max_train_samples",
-                          f"expected a positive integer, got {max_train_samples!r}")
+    resolution = _positive_int("resolution", resolution)
+    if max_train_samples is not None:
+        max_train_samples = _positive_int("max_train_samples", max_train_samples)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
     if key == "digits":
@@ -249,6 +248,12 @@ def _canonical(name: str) -> str:
     if key not in DATASETS:
         raise ConfigError("dataset", f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     return key
+
+
+def _positive_int(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(field, f"expected a positive integer, got {value!r}")
+    return int(value)
 
 
 def _candidates(name: str, path: str | os.PathLike[str] | None
@@ -569,29 +574,30 @@ def _load_rgb(path: str) -> Any:
 
 
 def _folder(root: Path, transform: Any, class_to_idx: dict[str, int] | None) -> Any:
-    """A torchvision ImageFolder on ``root``; with ``class_to_idx``, the training classes'
-    indices are kept (a class missing here is allowed, an unknown one is not)."""
+    """A torchvision ImageFolder on ``root``. With ``class_to_idx`` (the training classes), its
+    labels are renumbered to those indices: a class missing here is allowed, an unknown one is
+    not."""
     from torchvision.datasets import ImageFolder
-
-    class _Folder(ImageFolder):
-        def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
-            if class_to_idx is None:
-                return super().find_classes(directory)
-            found = sorted(e.name for e in os.scandir(directory) if e.is_dir())
-            extra = [c for c in found if c not in class_to_idx]
-            if extra:
-                raise ConfigError("dataset_path", f"{directory}: class folders "
-                                  f"{', '.join(extra[:5])} are not in train/")
-            return sorted(class_to_idx, key=class_to_idx.__getitem__), dict(class_to_idx)
+    from torchvision.datasets.folder import IMG_EXTENSIONS
 
     try:
-        ds = _Folder(str(root), transform=transform, loader=_load_rgb,
-                     allow_empty=class_to_idx is not None)
+        ds = ImageFolder(str(root), transform=transform, loader=_load_rgb,
+                         allow_empty=class_to_idx is not None)
     except FileNotFoundError as err:
         raise ConfigError("dataset_path", f"{root}: {err}") from None
     if len(ds) == 0:
         raise ConfigError("dataset_path", f"{root}: no images (looked for "
-                          f"{', '.join(_IMAGE_EXTENSIONS)} inside class folders)")
+                          f"{', '.join(IMG_EXTENSIONS)} inside class folders)")
+    if class_to_idx is not None:
+        extra = [c for c in ds.classes if c not in class_to_idx]
+        if extra:
+            raise ConfigError("dataset_path", f"{root}: class folders {', '.join(extra[:5])} "
+                              "are not in train/")
+        ds.samples = [(file, class_to_idx[ds.classes[t]]) for file, t in ds.samples]
+        ds.imgs = ds.samples
+        ds.targets = [t for _, t in ds.samples]
+        ds.classes = sorted(class_to_idx, key=class_to_idx.__getitem__)
+        ds.class_to_idx = dict(class_to_idx)
     return ds
 
 

@@ -487,3 +487,15 @@ def test_head_of_lazy_splits(tmp_path: Path) -> None:
     root = make_imagefolder_tree(tmp_path, n_per_class={"train": 4, "val": 1})
     splits = load_dataset("imagefolder", resolution=8, path=root, max_train_samples=100)
     assert isinstance(splits.train, Subset) and _n(splits.train) == 9
+
+
+def test_splits_pickle_for_worker_processes(tmp_path: Path, cifar_root: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_imagefolder_tree(tmp_path, n_per_class={"train": 4, "val": 2})
+    folder = load_dataset("imagefolder", resolution=8, path=root)
+    monkeypatch.setattr(data, "IN_MEMORY_BYTES", 0)
+    lazy = load_dataset("cifar10", resolution=8, path=cifar_root)
+    for split in (folder.val, folder.train, lazy.test):
+        copy = pickle.loads(pickle.dumps(split))
+        assert _n(copy) == _n(split)
+        assert torch.equal(copy[0][0], split[0][0]) and int(copy[0][1]) == int(split[0][1])
