@@ -199,7 +199,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.workers > 1:
-        if url.startswith("sqlite:///:memory:"):
+        if isinstance(storage, optuna.storages.InMemoryStorage):
             raise ConfigError("--storage", "an in-memory database cannot be shared by workers")
         study = run_workers(config, storage_url=url, study_name=args.study_name,
                             workers=args.workers)

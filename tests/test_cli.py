@@ -47,7 +47,8 @@ def test_run_prints_table_and_storage_opens_with_plain_optuna(
                  "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "Pareto-optimal feasible trials" in out and "accuracy" in out and "flops" in out
+    assert "Pareto front of 'quickstart-smoke'" in out and "knee: trial" in out
+    assert "hypervolume:" in out and "accuracy" in out and "flops" in out
     assert f"optuna-dashboard sqlite:///{db}" in out
     study = optuna.load_study(study_name="quickstart-smoke", storage=f"sqlite:///{db}")
     assert study.metric_names == ["accuracy", "flops"]
