@@ -131,8 +131,10 @@ def intermediate_values(trial: FrozenTrial | optuna.trial.Trial, metric: str) ->
             for step, value in curve.items()}
 
 
-def _curve(trial: FrozenTrial, metric: str, so_name: str | None) -> dict[int, float]:
+def _curve(trial: FrozenTrial, metric: str | None, so_name: str | None) -> dict[int, float]:
     """``intermediate`` curve, or Optuna's intermediate values for the single objective."""
+    if metric is None:
+        return {}
     curve = intermediate_values(trial, metric)
     if not curve and so_name == metric and trial.intermediate_values:
         curve = dict(trial.intermediate_values)
@@ -343,16 +345,16 @@ class ParetoDominancePruner(CurvePruner):
         point: list[float] = []
         estimates: dict[str, float] = {}
         for name, direction in zip(objectives.names, objectives.directions, strict=True):
-            curve = _curve(trial, name, objectives.single_name) if name else {}
-            if step in curve:
+            curve = _curve(trial, name, objectives.single_name)
+            if name is not None and step in curve:
                 if not math.isfinite(curve[step]):
                     return Verdict(False)
-                est = _optimistic(completed, name, step, curve[step],  # type: ignore[arg-type]
+                est = _optimistic(completed, name, step, curve[step],
                                   direction == "maximize", self.margin, objectives.single_name)
                 if est.n < self.n_startup_trials:
                     return Verdict(False)
                 point.append(est.value)
-                estimates[name] = round(est.value, 6)  # type: ignore[index]
+                estimates[name] = round(est.value, 6)
                 continue
             known = _cost(trial, name, objectives)
             if known is None:
@@ -452,12 +454,13 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
     """Successive halving by Pareto rank: at each rung keep the top ``1 / reduction_factor``.
 
     A trial that reports a rung step is ranked against every other trial that reported the same
-    step (running, pruned or complete): by constrained non-domination rank over the study's
-    objectives (reported metrics at the rung, costs from user attribute ``metrics``; an
-    objective unknown for the trial is left out), then by crowding distance within its front
-    (larger first). It continues when fewer than ``max(1, n // reduction_factor)`` of the
-    ``n`` trials at the rung (itself included) rank strictly before it, so ties favour it (the
-    asynchronous rule of Optuna's ``SuccessiveHalvingPruner``, ASHA).
+    step (running, pruned or complete; all trained, so all within the cost constraints): by
+    non-domination rank over the study's objectives (reported metrics at the rung, costs from
+    the user attribute ``metrics``; an objective unknown for the trial is left out), then by
+    crowding distance within its front (larger first). It continues when fewer than
+    ``max(1, n // reduction_factor)`` of the ``n`` trials at the rung (itself included) rank
+    strictly before it, so ties favour it (the asynchronous rule of Optuna's
+    ``SuccessiveHalvingPruner``, ASHA).
 
     Args:
         rungs: Steps (epochs) at which trials are ranked, increasing; default
@@ -513,7 +516,7 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
         for i in columns:
             name = objectives.names[i]
             if i in reported:
-                value = _curve(trial, name, objectives.single_name).get(step)  # type: ignore
+                value = _curve(trial, name, objectives.single_name).get(step)
             else:
                 value = _cost(trial, name, objectives)
             if value is None or not math.isfinite(value):
@@ -899,8 +902,7 @@ def make_pruner(config: StudyConfig) -> BasePruner:
     pruner = _instantiate(cls, options, "pruner")
     stop = _stop_options(config)
     if stop is not None:
-        HypervolumeStagnationCallback(**_checked_kwargs(HypervolumeStagnationCallback, stop,
-                                                        "pruner.stop"))
+        _build_stop(stop)
     divergence = config.pruner.get("divergence", True)
     if isinstance(pruner, (NopPruner, DivergencePruner)) or divergence is False:
         return pruner
@@ -913,16 +915,16 @@ def make_pruner(config: StudyConfig) -> BasePruner:
     return CombinedPruner(pruners=[guard, pruner])
 
 
-def _checked_kwargs(cls: type, kwargs: Mapping[str, Any], path: str) -> dict[str, Any]:
-    accepted = inspect.signature(cls.__init__).parameters
-    for key in kwargs:
-        if key not in accepted or key == "self":
-            raise ConfigError(f"{path}.{key}", f"{cls.__name__} takes no argument {key!r}")
+def _build_stop(options: Mapping[str, Any]) -> HypervolumeStagnationCallback:
+    accepted = inspect.signature(HypervolumeStagnationCallback).parameters
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(f"pruner.stop.{key}", f"HypervolumeStagnationCallback takes no "
+                              f"argument {key!r}; it takes {', '.join(accepted)}")
     try:
-        cls(**kwargs)
+        return HypervolumeStagnationCallback(**options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(path, str(exc)) from None
-    return dict(kwargs)
+        raise ConfigError("pruner.stop", str(exc)) from None
 
 
 def stop_callback_for(config: StudyConfig) -> HypervolumeStagnationCallback | None:
@@ -939,8 +941,7 @@ def stop_callback_for(config: StudyConfig) -> HypervolumeStagnationCallback | No
     stop = _stop_options(config)
     if stop is None:
         return None
-    return HypervolumeStagnationCallback(
-        **_checked_kwargs(HypervolumeStagnationCallback, stop, "pruner.stop"))
+    return _build_stop(stop)
 
 
 def epoch_hook_for(config: StudyConfig, study: optuna.Study) -> EpochHook:
@@ -950,7 +951,8 @@ def epoch_hook_for(config: StudyConfig, study: optuna.Study) -> EpochHook:
     epoch (``config.epochs``), asks the config's pruner (:func:`make_pruner`, not
     ``study.pruner``, so a study made by plain ``optuna.create_study`` prunes as configured)
     and raises :class:`optuna.TrialPruned` with the reason when it says stop. A trial is never
-    pruned after its last epoch: it completes and the sampler learns from its values.
+    pruned after its last epoch: it completes and the sampler learns from its values. The
+    hook's ``pruner`` attribute is that pruner (so callers can tell whether one is installed).
 
     Args:
         config: The study configuration.
@@ -986,4 +988,5 @@ def epoch_hook_for(config: StudyConfig, study: optuna.Study) -> EpochHook:
         if verdict.prune:
             raise optuna.TrialPruned(verdict.reason)
 
+    hook.pruner = pruner  # type: ignore[attr-defined]
     return hook

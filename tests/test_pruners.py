@@ -480,10 +480,13 @@ def test_make_pruner_default_and_names() -> None:
     sh = make_pruner(_config({"name": "MultiObjectiveSuccessiveHalvingPruner", "rungs": [1, 3],
                               "divergence": {"max_value": 50}}))
     assert isinstance(sh, CombinedPruner)
-    assert sh.pruners[0].max_value == 50.0 and sh.pruners[1].rungs == [1, 3]
+    guard, halving = sh.pruners
+    assert isinstance(guard, DivergencePruner) and guard.max_value == 50.0
+    assert isinstance(halving, MultiObjectiveSuccessiveHalvingPruner) and halving.rungs == [1, 3]
     assert isinstance(make_pruner(_config({"name": "NopPruner"})), optuna.pruners.NopPruner)
     so = make_pruner(_config({"name": "HyperbandPruner", "min_resource": 1},
                              objectives=["accuracy"]))
+    assert isinstance(so, CombinedPruner)
     assert isinstance(so.pruners[1], optuna.pruners.HyperbandPruner)
 
 
@@ -516,12 +519,13 @@ def test_stop_callback_from_config() -> None:
     stop = stop_callback_for(_config({"stop": {"window": 4, "min_improvement": 0.05}}))
     assert isinstance(stop, HypervolumeStagnationCallback)
     assert (stop.window, stop.min_improvement, stop.min_trials) == (4, 0.05, 8)
-    assert stop_callback_for(_config({"stop": True})).window == 10
+    default = stop_callback_for(_config({"stop": True}))
+    assert default is not None and default.window == 10
 
 
 def test_epoch_hook_never_prunes_the_last_epoch() -> None:
     config = _config({"name": "DivergencePruner", "max_value": 0.0}, epochs=2)
-    study = optuna.create_study(directions=config.directions)  # default MedianPruner: ignored
+    study = optuna.create_study(directions=["maximize", "minimize"])  # MedianPruner: ignored
     hook = epoch_hook_for(config, study)
     t = study.ask()
     with pytest.raises(optuna.TrialPruned, match="exceeds 0"):
