@@ -41,6 +41,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if not 0 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected 0..1000, got {value}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -68,6 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
     run.add_argument("--workers", type=_positive_int, default=1,
                      help="worker processes sharing the study (default 1)")
+    _add_heartbeat_args(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     worker = sub.add_parser("worker", help="join a running study from another shell or "
@@ -78,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--study-name", help="default: the study's name and budget")
     worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
+    _add_heartbeat_args(worker)
 
     pareto = sub.add_parser("pareto", help="print a study's Pareto front, knee, hypervolume "
                             "and an operating point")
@@ -87,6 +99,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("studies", help="list the shipped study files")
     return parser
+
+
+def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--heartbeat-interval", type=_positive_int, default=60, metavar="SECONDS",
+                   help="heartbeat of running trials on database storages (default 60); a "
+                   "trial silent for twice as long is failed and retried")
+    p.add_argument("--max-retry", type=_non_negative_int, default=3,
+                   help="how often a trial whose worker died is retried (default 3)")
+
+
+def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"heartbeat_interval": args.heartbeat_interval, "max_retry": args.max_retry}
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -192,7 +216,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     url = resolve_storage_url(args.storage)
     objective = Objective(config)
     objective.preflight()  # a missing dataset fails before any storage is touched
-    storage = make_storage(url)
+    storage = make_storage(url, **_storage_options(args))
     import optuna
 
     from neuromosaic_optuna.study import run_study, run_workers
@@ -202,7 +226,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if isinstance(storage, optuna.storages.InMemoryStorage):
             raise ConfigError("--storage", "an in-memory database cannot be shared by workers")
         study = run_workers(config, storage_url=url, study_name=args.study_name,
-                            workers=args.workers)
+                            workers=args.workers, storage_options=_storage_options(args))
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
                           objective=objective, show_progress_bar=not args.no_progress)
@@ -222,7 +246,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = create_study(config, storage=make_storage(url), study_name=args.study_name)
+    study = create_study(config, storage=make_storage(url, **_storage_options(args)),
+                         study_name=args.study_name)
     ran = work(study, objective)
     print(f"worker ran {ran} trial(s) of study {study.study_name!r} in {mask_url(url)}; "
           "no open slot is left")

@@ -67,6 +67,8 @@ from neuromosaic_optuna.pareto import (
 
 __all__ = [
     "DEFAULT_PRUNER",
+    "INTERMEDIATE_ATTR",
+    "STOPPED_ATTR",
     "CombinedPruner",
     "ConstraintTrajectoryPruner",
     "CurvePruner",

@@ -28,13 +28,14 @@ robustness.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from statistics import fmean, pstdev
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -474,7 +475,7 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 details[key] = accuracy(key, lambda xb, g, k=kind, s=sev: corrupt(
                     xb, k, s, generator=g, benchmark=benchmark))
                 per_kind.append(details[key])
-            details[f"corrupt:{kind}"] = float(np.mean(per_kind))
+            details[f"corrupt:{kind}"] = fmean(per_kind)
             corrupted.extend(per_kind)
         adversarial = []
         for attack in plan["adversarial"]:
@@ -493,9 +494,9 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     metrics: dict[str, float] = {"clean_accuracy": clean}
     if noise:
-        metrics["noise_accuracy"] = float(np.mean(noise))
-    corrupt_acc = float(np.mean(corrupted)) if corrupted else None
-    adv_acc = float(np.mean(adversarial)) if adversarial else None
+        metrics["noise_accuracy"] = fmean(noise)
+    corrupt_acc = fmean(corrupted) if corrupted else None
+    adv_acc = fmean(adversarial) if adversarial else None
     if corrupt_acc is not None:
         metrics["corrupt_accuracy"] = corrupt_acc
     if adv_acc is not None:
@@ -512,7 +513,7 @@ def robustness_scores(clean_acc: float, corrupt_acc: float | None, adv_acc: floa
     ``corruption_resistance = corrupt_acc / clean_acc``, ``adversarial_robustness = adv_acc /
     clean_acc`` (both 0.0 when ``clean_acc`` is 0: a model that is never right has no accuracy to
     keep) and ``stability_index = np.std(accuracies)``, the population standard deviation
-    (``ddof=0``).
+    (``ddof=0``), computed with :func:`statistics.pstdev` (exactly 0 for equal accuracies).
 
     Args:
         clean_acc: Accuracy on clean inputs.
@@ -539,7 +540,7 @@ def robustness_scores(clean_acc: float, corrupt_acc: float | None, adv_acc: floa
         out["corruption_resistance"] = _ratio(corrupt_acc, clean_acc)
     if adv_acc is not None:
         out["adversarial_robustness"] = _ratio(adv_acc, clean_acc)
-    out["stability_index"] = float(np.std(np.asarray(accuracies, dtype=float)))
+    out["stability_index"] = pstdev(float(a) for a in accuracies)
     return out
 
 
@@ -553,7 +554,7 @@ def _non_negative(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)
-    if not np.isfinite(value) or value < 0:
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return value
 

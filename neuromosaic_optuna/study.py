@@ -9,6 +9,7 @@ are replaced.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -129,16 +130,45 @@ def _replace_failed(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial({}, user_attrs={"slot": True, "replaces": trial.number})
 
 
+#: Consecutive failed trials after which a worker gives up (a bug, not bad luck).
+MAX_FAILURES_IN_A_ROW = 5
+
+
+def _await_stragglers(study: optuna.Study) -> bool:
+    """With heartbeats on, wait while other workers' trials run: a worker that died leaves a
+    RUNNING trial that turns stale, fails, and is retried as a new WAITING trial. Returns True
+    when a WAITING trial appeared (work on), False when nothing is left to wait for."""
+    from optuna.storages import fail_stale_trials
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return False
+    interval = float(storage.get_heartbeat_interval() or 1)  # type: ignore[attr-defined]
+    while True:
+        states = {t.state for t in study.get_trials(deepcopy=False)}
+        if TrialState.WAITING in states:
+            return True
+        if TrialState.RUNNING not in states:
+            return False
+        time.sleep(min(interval, 5.0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+
+
 def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
          callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
          show_progress_bar: bool = False) -> int:
     """Run the study's WAITING slots until none is left; return how many trials this ran.
 
     This is what every worker process does. It never creates a trial of its own: when
-    ``study.ask()`` finds no WAITING trial, the worker stops.
+    ``study.ask()`` finds no WAITING trial, the worker stops (with heartbeats on, it first
+    waits for the other workers' running trials, so it can take over a retry of a trial
+    whose worker died). A trial that raises is recorded as FAIL and replaced by a new slot;
+    a lost database connection is retried. After :data:`MAX_FAILURES_IN_A_ROW` failed trials
+    in a row the worker stops with the last error.
     """
-    from neuromosaic_optuna.training import DivergedError
-
     storage = study._storage
     create_new_trial = storage.create_new_trial
 
@@ -148,23 +178,41 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
         return create_new_trial(study_id, template_trial)
 
     ran: list[int] = []
+    failures: list[FrozenTrial] = []
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
         ran.append(trial.number)
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("status") != "diverged":
+            failures.append(trial)
+            if len(failures) >= MAX_FAILURES_IN_A_ROW:
+                study.stop()
+        else:
+            failures.clear()
 
     storage.create_new_trial = slots_only  # type: ignore[method-assign]
+    storage_errors = 0
     try:
-        while True:
+        while len(failures) < MAX_FAILURES_IN_A_ROW:
             waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             try:
-                study.optimize(objective, n_trials=max(waiting, 1), catch=(DivergedError,),
+                study.optimize(objective, n_trials=max(waiting, 1), catch=(Exception,),
                                callbacks=[count, _replace_failed, *callbacks],
                                show_progress_bar=show_progress_bar and waiting > 0,
                                gc_after_trial=False)
             except _NoSlot:
-                break
+                if not _await_stragglers(study):
+                    break
+            except optuna.exceptions.StorageInternalError:
+                storage_errors += 1  # the database went away; pool_pre_ping reconnects
+                if storage_errors > 30:
+                    raise
+                time.sleep(1.0)
     finally:
         del storage.create_new_trial
+    if len(failures) >= MAX_FAILURES_IN_A_ROW:
+        reason = failures[-1].user_attrs.get("reason", "see the trial's log")
+        raise RuntimeError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: trial "
+                           f"{failures[-1].number}: {reason}); the worker stops")
     return len(ran)
 
 
@@ -204,13 +252,17 @@ def run_study(
     """
     objective = objective or Objective(config, timing=timing)
     study = create_study(config, storage=storage, study_name=study_name)
-    open_slots(study, n_trials if n_trials is not None else config.max_trials)
-    work(study, objective, callbacks=callbacks, show_progress_bar=show_progress_bar)
+    target = n_trials if n_trials is not None else config.max_trials
+    # A second round covers trials that failed beyond the retry limit of a stale trial.
+    for _ in range(2):
+        if not open_slots(study, target) and count_finished(study) >= target:
+            break
+        work(study, objective, callbacks=callbacks, show_progress_bar=show_progress_bar)
     return study
 
 
 def _worker_process(config: StudyConfig, storage_url: str, study_name: str | None,
-                    threads: int) -> None:
+                    threads: int, storage_options: dict[str, Any]) -> None:
     """Entry point of one worker process (spawned): run slots until none is left."""
     import torch
 
@@ -218,41 +270,50 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
 
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = create_study(config, storage=make_storage(storage_url), study_name=study_name)
+    study = create_study(config, storage=make_storage(storage_url, **storage_options),
+                         study_name=study_name)
     with contextlib.suppress(KeyboardInterrupt):
         work(study, Objective(config))
 
 
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
-                workers: int = 2, n_trials: int | None = None) -> optuna.Study:
+                workers: int = 2, n_trials: int | None = None,
+                storage_options: dict[str, Any] | None = None) -> optuna.Study:
     """Run a study with ``workers`` processes sharing one storage; return the study.
 
     The slots are opened here, once; each process claims WAITING slots until none is left,
     so the study ends with exactly ``n_trials`` finished trials. torch's threads are split
     between the processes (``cpu_count // workers`` each, at least one). The storage must be
     one that several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
+    ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
+    (heartbeat interval, grace period, retries), the same in every process.
     """
     import multiprocessing
     import os
 
     from neuromosaic_optuna.storage import make_storage
 
-    study = create_study(config, storage=make_storage(storage_url), study_name=study_name)
-    open_slots(study, n_trials if n_trials is not None else config.max_trials)
+    options = dict(storage_options or {})
+    study = create_study(config, storage=make_storage(storage_url, **options),
+                         study_name=study_name)
+    target = n_trials if n_trials is not None else config.max_trials
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_process, args=(config, storage_url, study.study_name,
-                                                       threads), name=f"neuromosaic-worker-{i}")
-             for i in range(workers)]
-    for p in procs:
-        p.start()
-    try:
+    for _ in range(2):  # a second round covers trials failed beyond the retry limit
+        if not open_slots(study, target) and count_finished(study) >= target:
+            break
+        procs = [ctx.Process(target=_worker_process,
+                             args=(config, storage_url, study.study_name, threads, options),
+                             name=f"neuromosaic-worker-{i}") for i in range(workers)]
         for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=30)
-        raise
+            p.start()
+        try:
+            for p in procs:
+                p.join()
+        except KeyboardInterrupt:
+            for p in procs:
+                p.join(timeout=30)
+            raise
     return study
 
 

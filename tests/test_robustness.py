@@ -382,6 +382,21 @@ def test_evaluation_rejects_normalised_or_misshaped_inputs() -> None:
         evaluate_robustness(model, torch.rand(4, 3, 2, 2), y[:3], {})
 
 
+def test_a_constant_model_scores_exactly() -> None:
+    linear = nn.Linear(12, 2)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor([1.0, 0.0]))
+    model = nn.Sequential(nn.Flatten(), linear)
+    x = torch.rand(30, 3, 2, 2, generator=_gen())
+    y = torch.tensor([0] * 7 + [1] * 23)
+    result = evaluate_robustness(model, x, y, SEED_TABLE)
+    assert set(result.details.values()) == {7 / 30}
+    assert result.metrics["corruption_resistance"] == 1.0
+    assert result.metrics["adversarial_robustness"] == 1.0
+    assert result.metrics["stability_index"] == 0.0
+
+
 # --------------------------------------------------------------------------- scores
 
 def test_robustness_scores_formulas() -> None:
