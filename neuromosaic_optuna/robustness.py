@@ -56,9 +56,11 @@ __all__ = [
 ]
 
 #: Default L-inf attack budget in pixel units: 8/255, the CIFAR-10 threshold of RobustBench and of
-#: Madry et al. (2018). It is one grey level step of 8 in an 8-bit image, small next to the seed's
-#: input-noise levels (std 0.1 to 0.3). Set ``perturbations["epsilon"]`` (a number or a list of
-#: numbers) to change it, e.g. 0.1 or 0.3 for MNIST-style digit benchmarks.
+#: Madry et al. (2018): 8 grey levels of an 8-bit image, small next to the seed's input-noise
+#: levels (std 0.1 to 0.3). On the embedded digits it still separates models (a small undefended
+#: CNN keeps roughly half its accuracy under FGSM and a quarter under PGD). Set
+#: ``perturbations["epsilon"]`` (a number or a list) to change it, e.g. 0.1 or 0.3 as in
+#: MNIST benchmarks.
 DEFAULT_EPSILON = 8 / 255
 
 #: Number of PGD iterations when neither the caller nor ``perturbations["pgd_steps"]`` says.
