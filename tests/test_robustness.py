@@ -460,14 +460,14 @@ def test_augment_batch_noise_and_both(trained: Trained
 
 def test_augment_batch_in_a_training_loop() -> None:
     torch.manual_seed(0)
-    splits = load_dataset("digits", resolution=8, seed=0)
+    splits = load_dataset("digits", resolution=8, seed=0, max_train_samples=400)
     model = _tiny_cnn()
 
     def augment(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor,
                 g: torch.Generator) -> torch.Tensor:
         return augment_batch(m, xb, yb, noise_std=0.05, adv_eps=4 / 255, generator=g)
 
-    result = train_model(model, splits.train, splits.val, epochs=2, batch_size=64,
+    result = train_model(model, splits.train, splits.val, epochs=3, batch_size=64,
                          learning_rate=1e-2, augment=augment)
     assert result.val_accuracy > 0.3
     assert np.isfinite(result.train_loss)
