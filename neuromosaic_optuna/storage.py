@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -281,10 +282,17 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
         if heartbeat:
             heartbeat["heartbeat_stale_trial_callback"] = (
                 optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
-        except Exception as exc:  # noqa: BLE001 (every failure becomes one clean line)
-            raise _connection_error(url, exc) from None
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+            except Exception as exc:  # noqa: BLE001 (every failure becomes one clean line)
+                # Several processes opening a fresh database race to create Optuna's tables
+                # ("already exists"); the loser simply opens them on the next attempt.
+                if "already exists" in str(exc) and attempt < 4:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                raise _connection_error(url, exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _journal_storage(path: Path) -> BaseStorage:
