@@ -79,6 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=1,
                      help="worker processes sharing the study (default 1)")
     _add_heartbeat_args(run)
+    _add_artifact_arg(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     worker = sub.add_parser("worker", help="join a running study from another shell or "
@@ -90,6 +91,7 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
     _add_heartbeat_args(worker)
+    _add_artifact_arg(worker)
 
     pareto = sub.add_parser("pareto", help="print a study's Pareto front, knee, hypervolume "
                             "and an operating point")
@@ -97,8 +99,25 @@ def _build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--operating-point", metavar="METRIC<=BOUND", action="append",
                         default=[], help='e.g. "latency<=20ms" or "params<=1M" (repeatable)')
 
+    robust = sub.add_parser("robustness", help="evaluate trained trials of a study under the "
+                            "study's perturbations, without retraining")
+    _add_study_args(robust)
+    _add_artifact_arg(robust)
+    robust.add_argument("--trials", default="pareto", metavar="pareto|best|N,M",
+                        help="which trials: the Pareto front (default), the best one, or "
+                        "trial numbers")
+
     sub.add_parser("studies", help="list the shipped study files")
     return parser
+
+
+DEFAULT_ARTIFACT_DIR = "neuromosaic-artifacts"
+
+
+def _add_artifact_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifact-dir", default=None, metavar="DIR",
+                   help="where trained weights are kept as Optuna artifacts (default: the "
+                   f"study file's artifact_dir, else ./{DEFAULT_ARTIFACT_DIR})")
 
 
 def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
@@ -145,8 +164,12 @@ def _open_study(args: argparse.Namespace) -> tuple[Any, StudyConfig, str]:
 
 def _load(args: argparse.Namespace) -> StudyConfig:
     overrides: dict[str, Any] = {"max_trials": getattr(args, "n_trials", None),
-                                 "seed": args.seed}
-    return load_study_file(args.study_file, budget=args.budget, overrides=overrides)
+                                 "seed": args.seed,
+                                 "artifact_dir": getattr(args, "artifact_dir", None)}
+    config = load_study_file(args.study_file, budget=args.budget, overrides=overrides)
+    if hasattr(args, "artifact_dir") and config.artifact_dir is None:
+        config = config.with_overrides(artifact_dir=DEFAULT_ARTIFACT_DIR)
+    return config
 
 
 def _fmt(metric: str, value: Any) -> str:
@@ -296,6 +319,55 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select_trials(study: Any, spec: str) -> list[Any]:
+    from optuna.trial import TrialState
+
+    from neuromosaic_optuna.study import best_or_front
+
+    done = {t.number: t for t in study.get_trials(states=(TrialState.COMPLETE,))}
+    if spec == "pareto":
+        return best_or_front(study)
+    if spec == "best":
+        return best_or_front(study)[:1]
+    try:
+        numbers = [int(n) for n in spec.split(",") if n.strip()]
+    except ValueError:
+        raise ConfigError("--trials", f"expected pareto, best or trial numbers like 3,7; "
+                          f"got {spec!r}") from None
+    missing = [n for n in numbers if n not in done]
+    if missing or not numbers:
+        raise ConfigError("--trials", f"no completed trial numbered {missing or spec}")
+    return [done[n] for n in numbers]
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    study, config, _ = _open_study(args)
+    from neuromosaic_optuna.objective import DEFAULT_PERTURBATIONS, Objective, split_tensors
+
+    objective = Objective(config)
+    trials = _select_trials(study, args.trials)
+    if not trials:
+        raise ConfigError("--trials", "the study has no completed feasible trial yet")
+    models = [(t, objective.load_model(t)) for t in trials]  # fail before any evaluation
+    from neuromosaic_optuna.robustness import evaluate_robustness
+
+    perturbations = config.perturbations or DEFAULT_PERTURBATIONS
+    names = ["clean_accuracy", "noise_accuracy", "corrupt_accuracy", "adversarial_accuracy",
+             "corruption_resistance", "adversarial_robustness", "stability_index"]
+    rows = [["trial", *names]]
+    for trial, model in models:
+        x, y = split_tensors(objective.dataset(objective.input_resolution(trial.params)).test)
+        result = evaluate_robustness(model, x, y, perturbations, seed=config.seed)
+        study.set_user_attr(f"robustness:{trial.number}",
+                            {"metrics": dict(result.metrics), "details": dict(result.details)})
+        rows.append([str(trial.number), *(f"{result.metrics[n]:.4f}" if n in result.metrics
+                                          else "-" for n in names)])
+    print(f"Robustness of {len(models)} trial(s) of {study.study_name!r} on the test split "
+          "(stored as study user attributes robustness:<trial>):")
+    print(_table(rows))
+    return 0
+
+
 def _cmd_studies(args: argparse.Namespace) -> int:
     files = sorted(STUDIES_DIR.glob("*.toml"))
     rows = [["study file", "description"]]
@@ -310,7 +382,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "pareto": _cmd_pareto,
-             "studies": _cmd_studies}
+             "robustness": _cmd_robustness, "studies": _cmd_studies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -208,6 +208,7 @@ class StudyConfig:
     max_resolution: int | None = None
     head_dim: int = 16
     model_options: Mapping[str, Any] = field(default_factory=dict)
+    artifact_dir: str | None = None
     max_train_samples: int | None = None
     latency_batch_size: int = 1
     search_strategy: str | None = None
@@ -264,6 +265,7 @@ BUDGET_KEYS = frozenset({
 #: Every key of the merged configuration.
 ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
     "weight_decay", "optimizer", "seed", "sampler", "pruner", "known_good", "description",
+    "artifact_dir",
 })
 
 _TOP_LEVEL = frozenset({"experiment", "defaults", "budget", "description"})
@@ -362,7 +364,7 @@ def _check_choices(value: Any, path: str) -> None:
 
 def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one branch per key
     if key in ("name", "architecture_type", "dataset", "dataset_path", "transfer_strategy",
-               "description"):
+               "description", "artifact_dir"):
         text = _expect_str(value, path)
         if key == "architecture_type" and not _ARCH_NAME.match(text):
             raise ConfigError(path, f"not a valid architecture name: {text!r}")
@@ -674,6 +676,18 @@ def _build(merged: dict[str, Any], *, experiment: dict[str, Any], budget: str | 
         if c.metric in ("accuracy",) and c.kind == "max":
             raise ConfigError(origin.get("constraints", "constraints") + f".{c.name}",
                               "an upper bound on accuracy is not a useful constraint")
+    perturbations = merged.get("perturbations")
+    if perturbations is not None:
+        needed = {"noise_accuracy": "input_noise", "corrupt_accuracy": "corruption",
+                  "corruption_resistance": "corruption", "adversarial_accuracy": "adversarial",
+                  "adversarial_robustness": "adversarial"}
+        asked = [o.name for o in objectives] + [c.metric for c in constraints.values()]
+        for metric in asked:
+            group = needed.get(metric)
+            if group and not perturbations.get(group):
+                raise ConfigError(origin.get("perturbations", "perturbations"),
+                                  f"{metric} is an objective or constraint, so perturbations "
+                                  f"needs a non-empty {group!r} list")
     metrics = merged.pop("metrics", ())
     kwargs: dict[str, Any] = {k: v for k, v in merged.items() if k != "description"}
     return StudyConfig(

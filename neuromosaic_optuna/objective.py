@@ -282,21 +282,71 @@ class Objective:
                        test_accuracy=evaluate_accuracy(built.model, splits.test))
         if self.needs_robustness:
             metrics.update(self._robustness(trial, built.model, splits.test))
+        if cfg.artifact_dir:
+            self._save_weights(trial, built.model)
         return self._finish(trial, metrics, architecture, "ok", None, curve)
+
+    def _save_weights(self, trial: optuna.trial.Trial, model: Any) -> None:
+        """Upload the trained weights (a ``state_dict``) as an Optuna artifact of the trial."""
+        import tempfile
+
+        import torch
+        from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+        folder = Path(str(self.config.artifact_dir))
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{trial.number}-weights.pt"
+            torch.save(model.state_dict(), path)
+            artifact_id = upload_artifact(artifact_store=FileSystemArtifactStore(str(folder)),
+                                          file_path=str(path), study_or_trial=trial,
+                                          mimetype="application/octet-stream")
+        trial.set_user_attr("weights_artifact", artifact_id)
+
+    def load_model(self, trial: optuna.trial.FrozenTrial) -> Any:
+        """Rebuild a finished trial's model and load its trained weights from the artifact
+        store (``torch.load(weights_only=True)``: tensors only, nothing is unpickled).
+
+        Raises:
+            ConfigError: The trial has no saved weights (run with an ``artifact_dir``).
+        """
+        import tempfile
+
+        import torch
+        from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+        from neuromosaic_optuna.models import BuildContext, get_builder
+
+        artifact_id = trial.user_attrs.get("weights_artifact")
+        if not artifact_id or not self.config.artifact_dir:
+            raise ConfigError("--trials", f"trial {trial.number} has no saved weights; run the "
+                              "study with an artifact directory (--artifact-dir)")
+        resolution = self.input_resolution(trial.params)
+        splits = self.dataset(resolution)
+        arch = {k: v for k, v in trial.params.items() if k not in TRAINING_PARAMS}
+        ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
+                           options=self.model_options)
+        built = get_builder(self.config.architecture_type)(arch, ctx)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "weights.pt"
+            try:
+                download_artifact(
+                    artifact_store=FileSystemArtifactStore(str(self.config.artifact_dir)),
+                    file_path=str(path), artifact_id=str(artifact_id))
+            except Exception as exc:  # noqa: BLE001 - a missing file is a user-facing error
+                raise ConfigError("--artifact-dir", f"weights of trial {trial.number} not found "
+                                  f"in {self.config.artifact_dir} ({exc.__class__.__name__})") \
+                    from None
+            built.model.load_state_dict(torch.load(path, weights_only=True))
+        built.model.eval()
+        return built.model
 
     def _robustness(self, trial: optuna.trial.Trial, model: Any, test: Any) -> dict[str, float]:
         """Evaluate the trained model under the study's perturbations on the test split;
         per-perturbation accuracies go to the user attribute ``robustness``."""
-        import torch
-
         from neuromosaic_optuna.robustness import evaluate_robustness
 
-        if hasattr(test, "tensors"):
-            x, y = test.tensors[0], test.tensors[1]
-        else:  # a lazy dataset: evaluate on its first 1,000 images
-            items = [test[i] for i in range(min(len(test), 1000))]
-            x = torch.stack([it[0] for it in items])
-            y = torch.tensor([int(it[1]) for it in items])
+        x, y = split_tensors(test)
         result = evaluate_robustness(model, x, y,
                                      self.config.perturbations or DEFAULT_PERTURBATIONS,
                                      seed=self.config.seed)
@@ -324,6 +374,16 @@ class Objective:
             trial.set_user_attr("curve", [round(v, 6) for v in curve])
         if reason:
             trial.set_user_attr("reason", reason)
+
+
+def split_tensors(ds: Any, limit: int = 1000) -> tuple[Any, Any]:
+    """Images and labels of a split as tensors (a lazy dataset: its first ``limit`` items)."""
+    import torch
+
+    if hasattr(ds, "tensors"):
+        return ds.tensors[0], ds.tensors[1]
+    items = [ds[i] for i in range(min(len(ds), limit))]
+    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
 
 
 def _json_float(value: float) -> float | None:
