@@ -21,7 +21,7 @@ Printed:
   accuracy, the best observed accuracy (one noisy run), and the hypervolume of observed
   accuracy vs params (reference point: accuracy 0, the table's largest model).
 
-Usage: ``python benchmarks/warmstart.py [--seeds 20] [--first-seed 100] [--plot FILE.html]``.
+Usage: ``python benchmarks/warmstart.py [--seeds 40] [--first-seed 100] [--plot FILE.html]``.
 Seeds 0-39 were used while choosing the method; the default report uses seeds from 100 on.
 """
 
@@ -95,7 +95,7 @@ def _fmt_need(values: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--source-trials", type=int, default=50)
     parser.add_argument("--target-trials", type=int, default=100)

@@ -29,7 +29,8 @@ The next candidates take their places, so up to ``top_k`` trials per source are 
 
 Concurrency and idempotence: before enqueueing from a source, a process claims the pair
 (target, source) by creating a *marker study* named
-``<target>::warm_start::<key>`` in the target's storage. Study names are unique in every
+``<target>::warm_start::<source key>-<target study id>`` in the target's storage (an empty
+study; it shows in study lists and keeps the claim). Study names are unique in every
 Optuna storage (RDB: a unique index; journal: the log's order), so exactly one process wins;
 the others wait until the winner marks the claim done (marker user attribute ``state``) and
 enqueue nothing. Running the warm start again finds the marker and enqueues nothing. The
@@ -142,6 +143,26 @@ class WarmStartReport:
     def n_enqueued(self) -> int:
         """Number of trials enqueued by this call."""
         return len(self.enqueued)
+
+    def summary(self) -> str:
+        """One line for people (what the CLI prints).
+
+        Example:
+            >>> WarmStartReport(already_done=("sqlite:///nas.db cifar",)).summary()
+            'warm start: nothing new (already done from sqlite:///nas.db cifar)'
+        """
+        skipped = ", ".join(f"{n} {what}" for n, what in (
+            (self.skipped_infeasible, "violating a cost constraint"),
+            (self.skipped_invalid, "not buildable"), (self.skipped_duplicate, "duplicate"),
+            (self.skipped_unmapped, "with no param in the target space")) if n)
+        parts = []
+        if self.claimed:
+            parts.append(f"enqueued {self.n_enqueued} trial(s) from {'; '.join(self.claimed)}"
+                         + (f" (skipped {skipped})" if skipped else ""))
+        if self.already_done:
+            parts.append(f"{'nothing new' if not self.claimed else 'nothing'} (already done "
+                         f"from {'; '.join(self.already_done)})")
+        return "warm start: " + ("; ".join(parts) if parts else "no source")
 
     def merged(self, other: WarmStartReport) -> WarmStartReport:
         """The sum of two reports (one per source)."""
@@ -762,7 +783,8 @@ def _check_task_metric(config: StudyConfig, task: Mapping[str, Any] | None, path
 
 def source_config(config: StudyConfig) -> StudyConfig:
     """The source study's configuration: the target's, on the source task's dataset and
-    budget (:func:`transfer_budgets`).
+    budget (:func:`transfer_budgets`), with seed ``seed + 1`` (with the target's seed, the
+    target's sampler would replay the source's first random trials).
 
     Raises:
         ConfigError: The study has no ``source_task`` or its metric is not an objective.
@@ -784,8 +806,8 @@ def source_config(config: StudyConfig) -> StudyConfig:
     return config.with_overrides(
         dataset=str(task.get("dataset", config.dataset)),
         dataset_path=task.get("dataset_path", config.dataset_path),
-        max_trials=trials, epochs=epochs, source_task=None, target_task=None,
-        transfer_strategy=None, known_good=())
+        max_trials=trials, epochs=epochs, seed=(config.seed + 1) % 2**32, source_task=None,
+        target_task=None, transfer_strategy=None, known_good=())
 
 
 def source_study_name(config: StudyConfig, target_name: str | None = None) -> str:

@@ -178,6 +178,7 @@ def test_rerun_enqueues_nothing_new(tmp_path: Path) -> None:
     again = warm_start(optuna.load_study(study_name="tgt", storage=url), ("src"), space=space,
                        top_k=5, selection="surrogate")
     assert first.n_enqueued == 3 and len(first.claimed) == 1
+    assert first.summary() == f"warm start: enqueued 3 trial(s) from {url} src"
     assert again.n_enqueued == 0 and again.already_done == first.claimed
     assert len(optuna.load_study(study_name="tgt", storage=url).trials) == 3
 
