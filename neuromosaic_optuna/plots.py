@@ -523,7 +523,9 @@ def efficiency_info(study: optuna.Study, *, accuracy: str = "accuracy") -> Effic
                           metrics, titles)
 
 
-def plot_efficiency(study: optuna.Study, *, accuracy: str = "accuracy") -> go.Figure:
+def plot_efficiency(study: optuna.Study, *, accuracy: str = "accuracy",
+                    metrics: Sequence[str] | None = None, columns: int | None = None,
+                    title: str = "Efficiency profile") -> go.Figure:
     """Case study 2: the efficiency profile of a study.
 
     One panel per metric with accuracy (%) on the y axis: params, activation memory, latency
@@ -534,6 +536,10 @@ def plot_efficiency(study: optuna.Study, *, accuracy: str = "accuracy") -> go.Fi
     Args:
         study: The study.
         accuracy: The accuracy metric.
+        metrics: The panels to draw (default :data:`EFFICIENCY_METRICS`); metrics no trial
+            has are left out.
+        columns: Panels per row; default: costs in one row, efficiency metrics in the next.
+        title: The figure's title.
 
     Returns:
         A plotly figure with one subplot per available metric.
@@ -551,15 +557,21 @@ def plot_efficiency(study: optuna.Study, *, accuracy: str = "accuracy") -> go.Fi
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    if columns is not None and (isinstance(columns, bool) or not isinstance(columns, int)
+                                or columns < 1):
+        raise ValueError(f"columns must be a positive integer, got {columns!r}")
     info = efficiency_info(study, accuracy=accuracy)
-    names = list(info.metrics)
-    raw = [m for m in names if m in EFFICIENCY_METRICS[:4]]
-    derived = [m for m in names if m in EFFICIENCY_METRICS[4:]]
-    cols = max(len(raw), len(derived), 1)
-    layout_rows = [r for r in (raw, derived) if r]
+    wanted = list(EFFICIENCY_METRICS if metrics is None else metrics)
+    names = [m for m in wanted if m in info.metrics]
+    if columns is None:
+        layout_rows = [r for r in ([m for m in names if m in EFFICIENCY_METRICS[:4]],
+                                   [m for m in names if m not in EFFICIENCY_METRICS[:4]]) if r]
+    else:
+        layout_rows = [names[i:i + columns] for i in range(0, len(names), columns)]
+    cols = max((len(r) for r in layout_rows), default=1)
     fig = make_subplots(rows=max(len(layout_rows), 1), cols=cols, shared_yaxes=True,
                         subplot_titles=[info.titles[m] for r in layout_rows for m in r],
-                        horizontal_spacing=0.04, vertical_spacing=0.18)
+                        horizontal_spacing=0.06 if cols < 4 else 0.04, vertical_spacing=0.18)
     for r, row_metrics in enumerate(layout_rows, start=1):
         for c, name in enumerate(row_metrics, start=1):
             x = info.metrics[name]
@@ -576,7 +588,7 @@ def plot_efficiency(study: optuna.Study, *, accuracy: str = "accuracy") -> go.Fi
                                   "<br>accuracy: %{y:.2f}%<extra></extra>"), row=r, col=c)
             fig.update_xaxes(type="log" if _log_axis(x) else "linear", row=r, col=c)
         fig.update_yaxes(title_text=_axis(accuracy)[1], row=r, col=1)
-    fig.update_layout(title="Efficiency profile", font=_FONT, template="plotly_white",
+    fig.update_layout(title=title, font=_FONT, template="plotly_white",
                       height=330 * max(len(layout_rows), 1) + 80,
                       legend={"orientation": "h", "y": -0.15})
     return fig
@@ -963,11 +975,16 @@ def _proposed(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def _param_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
+    """The params every trial has, with one distribution each (Optuna's intersection)."""
     from optuna.search_space import intersection_search_space
 
+    space: dict[str, BaseDistribution] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dict(sorted(intersection_search_space(list(trials)).items()))
+        space = dict(intersection_search_space(list(trials), include_pruned=True))
+    for t in trials:  # FAIL and RUNNING trials count too: keep only params they share
+        space = {k: d for k, d in space.items() if t.distributions.get(k) == d}
+    return dict(sorted(space.items()))
 
 
 def _param_features(trials: Sequence[FrozenTrial],
@@ -1109,9 +1126,11 @@ def plot_diversity(study_or_studies: StudyOrStudies, *, window: int = 10) -> go.
     studies = _as_studies(study_or_studies)
     fig = go.Figure()
     groupings = set()
+    last = 0
     for i, study in enumerate(studies):
         info = diversity_info(study, window=window)
         groupings.add(info.grouping)
+        last = max(last, int(info.generations.max(initial=0)))
         fig.add_trace(go.Scatter(
             x=info.generations, y=info.diversity, mode="lines+markers", name=info.study_name,
             line={"color": _STUDY_COLORS[i % len(_STUDY_COLORS)]},
@@ -1121,7 +1140,8 @@ def plot_diversity(study_or_studies: StudyOrStudies, *, window: int = 10) -> go.
                           + "</extra>"))
     fig.update_layout(
         title="Architecture diversity", font=_FONT, template="plotly_white",
-        xaxis={"title": {"text": " / ".join(sorted(groupings)) or "generation"}},
+        xaxis={"title": {"text": " / ".join(sorted(groupings)) or "generation"},
+               **({"dtick": 1} if last <= 20 else {})},
         yaxis={"title": {"text": "mean pairwise distance (normalized params)"},
                "rangemode": "tozero"},
         showlegend=len(studies) > 1)
@@ -1528,7 +1548,8 @@ def plot_architecture_map(study_or_studies: StudyOrStudies, *, iterations: int =
         title={"text": f"Architecture space map<br><sup>{subtitle}; color = accuracy"
                        f"{size_note}</sup>"},
         font=_FONT, template="plotly_white", height=620,
-        scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube"},
+        scene={"xaxis": hidden, "yaxis": hidden, "zaxis": hidden, "aspectmode": "cube",
+               "camera": {"eye": {"x": 1.05, "y": 1.05, "z": 0.75}}},
         legend={"orientation": "h", "y": -0.02}, margin={"l": 0, "r": 0, "b": 0, "t": 60})
     return fig
 
@@ -1576,7 +1597,7 @@ def available_figures(study: optuna.Study) -> list[str]:
 
 
 def study_figures(study: optuna.Study, *, operating_point: str | OperatingPoint | None = None,
-                  include_optuna: bool = True) -> dict[str, go.Figure]:
+                  include_optuna: bool = True, compact: bool = False) -> dict[str, go.Figure]:
     """Every figure that applies to a study, by id (see :func:`available_figures`).
 
     Args:
@@ -1585,6 +1606,9 @@ def study_figures(study: optuna.Study, *, operating_point: str | OperatingPoint 
         include_optuna: Add Optuna's parameter importances (``param-importances``) when at
             least two COMPLETE trials differ in their params; optuna-dashboard draws it
             itself, a report needs it.
+        compact: Size the figures for optuna-dashboard's half-width, 450 px high cards: no
+            fixed heights, and the efficiency profile split into ``efficiency-profile``
+            (costs) and ``efficiency-metrics`` (the seed's three), two panels per row.
 
     Returns:
         Figure id -> plotly figure, in report order.
@@ -1608,7 +1632,20 @@ def study_figures(study: optuna.Study, *, operating_point: str | OperatingPoint 
         "diversity": lambda: plot_diversity(study),
         "architecture-map": lambda: plot_architecture_map(study),
     }
+    if compact:
+        builders["efficiency-profile"] = lambda: plot_efficiency(
+            study, metrics=EFFICIENCY_METRICS[:4], columns=2, title="Efficiency profile: costs")
     figures = {fid: builders[fid]() for fid in available_figures(study)}
+    if compact and "efficiency-profile" in figures:
+        split = {}
+        for fid, fig in figures.items():
+            split[fid] = fig
+            if fid == "efficiency-profile" and set(efficiency_info(study).metrics) & set(
+                    EFFICIENCY_METRICS[4:]):
+                split["efficiency-metrics"] = plot_efficiency(
+                    study, metrics=EFFICIENCY_METRICS[4:], columns=2,
+                    title="Efficiency metrics (seed, case 2)")
+        figures = split
     if include_optuna:
         complete = list(_complete(study).values())
         distinct = {tuple(sorted(map(str, t.params.items()))) for t in complete}
@@ -1621,4 +1658,7 @@ def study_figures(study: optuna.Study, *, operating_point: str | OperatingPoint 
                            study, target_name=_names(study)[0]))
             fig.update_layout(font=_FONT, title="Parameter importances (Optuna, fANOVA)")
             figures["param-importances"] = fig
+    if compact:
+        for fig in figures.values():
+            fig.update_layout(height=None, margin={"l": 50, "r": 20, "t": 60, "b": 40})
     return figures

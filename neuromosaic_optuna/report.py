@@ -57,6 +57,9 @@ FIGURE_TITLES: dict[str, tuple[str, str]] = {
     "efficiency-profile": ("Efficiency profile", "Params, activation memory, latency and "
                            "throughput against accuracy, and the three efficiency metrics "
                            "(params / accuracy, memory / throughput, latency × batch size)."),
+    "efficiency-metrics": ("Efficiency metrics", "The seed's efficiency metrics against "
+                           "accuracy: params / accuracy, memory / throughput, latency × batch "
+                           "size."),
     "pareto-surface": ("Pareto surface", "Accuracy, latency and memory colored by Pareto rank; "
                        "diamonds are the front, crosses infeasible trials, the black ring the "
                        "knee, the green ring the operating point."),
@@ -71,6 +74,8 @@ FIGURE_TITLES: dict[str, tuple[str, str]] = {
     "architecture-map": ("Architecture space map", "Every architecture on a sphere, neighbours "
                          "in the search space close together; color accuracy, size cost, "
                          "shading the explored regions. Drag to rotate, hover for distances."),
+    "search-progress": ("Search progress", "Best so far against trials, from scratch and "
+                        "with transfer (median and 25-75% band over seeds)."),
     "param-importances": ("Parameter importances", "Optuna's fANOVA importance of each "
                           "searched parameter for each objective."),
 }
@@ -89,6 +94,7 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border-bottom: 1px solid #eee; padding: 4px 10px; text-align: left;
          vertical-align: top; }
 th { background: #f5f5f5; }
+div.arch { font-size: 12px; line-height: 1.3; color: #444; max-width: 560px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.knee td { background: #fff8e1; }
 span.tag { display: inline-block; border-radius: 10px; padding: 0 8px; font-size: 11px;
@@ -245,10 +251,12 @@ def study_note(study: optuna.Study, *, config: StudyConfig | None = None,
         knee = info.knee_trial
         front = ", ".join(f"#{n}" + (" (knee)" if n == knee else "") for n in
                           (int(info.trial_numbers[r]) for r in _front_rows(study, info)))
-        lines += [f"- **Pareto front** ({len(info.front)} of {len(info.trial_numbers)} "
-                  f"complete trials): {front}",
-                  f"- **Hypervolume**: {info.hypervolume:.6g} (reference point: "
-                  f"{_reference_text(info)})"]
+        label = "Pareto front" if len(info.metric_names) > 1 else "Best"
+        lines.append(f"- **{label}** ({len(info.front)} of {len(info.trial_numbers)} "
+                     f"complete trials): {front}")
+        if len(info.metric_names) > 1:
+            lines.append(f"- **Hypervolume**: {info.hypervolume:.6g} (reference point: "
+                         f"{_reference_text(info)})")
     else:
         lines.append("- **Pareto front**: no feasible complete trial yet")
     violations: dict[str, int] = {}
@@ -259,9 +267,8 @@ def study_note(study: optuna.Study, *, config: StudyConfig | None = None,
     if violations:
         lines.append("- **Constraint violations**: " + ", ".join(
             f"{k}: {v} trial{'s' if v != 1 else ''}" for k, v in sorted(violations.items())))
-    lines += ["", "Figures (accuracy vs FLOPs, efficiency, Pareto surface, robustness, "
-              "diversity, architecture map) are attached below; each trial's note gives its "
-              "architecture, metrics and constraint margins."]
+    lines += ["", "Figures: on the study's page. Each trial's note gives its architecture, "
+              "metrics, constraint margins and Pareto rank."]
     return "\n".join(lines)
 
 
@@ -292,8 +299,8 @@ def trial_note(trial: FrozenTrial, *, info: ParetoInfo | None = None,
     reason = trial.user_attrs.get("reason")
     if reason:
         head += f" — {reason}"
-    elif trial.state in (TrialState.PRUNED, TrialState.FAIL) and status == trial.state.name.lower():
-        head += f" ({trial.state.name.lower()} by Optuna)"
+    elif trial.state == TrialState.FAIL:
+        head += " (no reason recorded; see the worker's log)"
     lines = [head]
     if info is not None:
         rows = {int(n): i for i, n in enumerate(info.trial_numbers)}
@@ -341,9 +348,10 @@ def annotate_dashboard(study: optuna.Study, *, config: StudyConfig | None = None
     """Write notes and figures into the study's storage for optuna-dashboard.
 
     The study gets :func:`study_note`, every finished trial :func:`trial_note`, and every
-    figure of :func:`plots.study_figures` (without Optuna's, which the dashboard draws
-    itself) is saved with ``optuna_dashboard.save_plotly_graph_object`` under its figure id,
-    so annotating again replaces the figures instead of adding copies.
+    figure of :func:`plots.study_figures` (compact, sized for the dashboard's cards; without
+    Optuna's, which the dashboard draws itself) is saved with
+    ``optuna_dashboard.save_plotly_graph_object`` under its figure id, so annotating again
+    replaces the figures instead of adding copies.
 
     Args:
         study: A study in a persistent storage (the one the dashboard serves).
@@ -376,7 +384,8 @@ def annotate_dashboard(study: optuna.Study, *, config: StudyConfig | None = None
                 optuna_dashboard.save_note(_TrialRef(study, trial),  # type: ignore[arg-type]
                                            trial_note(trial, info=info, bounds=bounds))
     if figures is None:
-        figures = study_figures(study, operating_point=operating_point, include_optuna=False)
+        figures = study_figures(study, operating_point=operating_point, include_optuna=False,
+                                compact=True)
     for fid, fig in figures.items():
         optuna_dashboard.save_plotly_graph_object(study, fig, graph_object_id=fid)
     return list(figures)
@@ -420,10 +429,11 @@ def _summary_section(study: optuna.Study, config: StudyConfig | None, info: Pare
         ("Trial status", _e(_counts_text(status))),
     ]
     if info.front.size:
-        rows += [("Pareto front", _e(f"{len(info.front)} of {len(info.trial_numbers)} "
-                                     f"complete trials; knee: trial {info.knee_trial}")),
-                 ("Hypervolume", _e(f"{info.hypervolume:.6g} (reference point: "
-                                    f"{_reference_text(info)})"))]
+        rows.append(("Pareto front", _e(f"{len(info.front)} of {len(info.trial_numbers)} "
+                                        f"complete trials; knee: trial {info.knee_trial}")))
+        if len(info.metric_names) > 1:
+            rows.append(("Hypervolume", _e(f"{info.hypervolume:.6g} (reference point: "
+                                           f"{_reference_text(info)})")))
     label, trial = chosen
     if label is not None:
         rows.append(("Operating point", _e(f"{label}: trial {trial.number}" if trial
@@ -451,8 +461,8 @@ def _front_section(study: optuna.Study, info: ParetoInfo,
             tags.append('<span class="tag">knee</span>')
         if number == chosen_number:
             tags.append(f'<span class="tag">{_e(chosen[0])}</span>')
-        arch = "<br>".join(_e(x) for x in describe_architecture(
-            trial.user_attrs.get("architecture"), trial.params, max_items=8))
+        arch = '<div class="arch">' + "; ".join(_e(x) for x in describe_architecture(
+            trial.user_attrs.get("architecture"), trial.params, max_items=8)) + "</div>"
         rows.append([str(number),
                      *(_e(format_metric(m, v)) for m, v in
                        zip(info.metric_names, info.values[r], strict=True)),
@@ -461,9 +471,10 @@ def _front_section(study: optuna.Study, info: ParetoInfo,
         classes.append("knee" if number == info.knee_trial else "")
     numeric = list(range(len(info.metric_names) + len(extra) + 1))
     caption = (f"{len(info.front)} feasible non-dominated trials, best "
-               f"{info.metric_names[0]} first; hypervolume {info.hypervolume:.6g} "
-               f"(reference point: {_e(_reference_text(info))}); knee: trial "
-               f"{info.knee_trial}.")
+               f"{_e(info.metric_names[0])} first; "
+               + (f"hypervolume {info.hypervolume:.6g} (reference point: "
+                  f"{_e(_reference_text(info))}); " if len(info.metric_names) > 1 else "")
+               + f"knee: trial {info.knee_trial}.")
     return (f'<section id="front"><h2>Pareto front</h2><p class="caption">{caption}</p>'
             f"{_table(header, rows, row_classes=classes, numeric=numeric)}</section>")
 

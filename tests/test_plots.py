@@ -359,6 +359,16 @@ def test_study_figures_lists_what_applies(study: optuna.Study) -> None:
                    "hypervolume-history", "diversity", "architecture-map"]
     figures = plots.study_figures(study, include_optuna=False)
     assert list(figures) == ids
+    assert figures["pareto-surface"].layout.height == 600
+    # compact: for optuna-dashboard's 450 px cards; the 7-panel profile is split in two
+    compact = plots.study_figures(study, include_optuna=False, compact=True)
+    assert list(compact) == [*ids[:2], "efficiency-metrics", *ids[2:]]
+    assert all(f.layout.height is None for f in compact.values())
+    assert [a.text for a in compact["efficiency-metrics"].layout.annotations] == [
+        "params / accuracy (M)", "memory / throughput (kB·s)", "latency × batch size (ms)"]
+    assert len(compact["efficiency-profile"].layout.annotations) == 4
+    with pytest.raises(ValueError, match="columns"):
+        plots.plot_efficiency(study, columns=0)
     empty = optuna.create_study(directions=["maximize", "minimize"])
     assert plots.available_figures(empty) == []
 

@@ -45,7 +45,7 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, optuna.Study]:
     url = f"sqlite:///{tmp_path_factory.mktemp('synthetic') / 'nas.db'}"
-    return url, synthetic_study(30, storage=url, name="synthetic-report")
+    return url, synthetic_study(24, storage=url, name="synthetic-report")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,9 @@ def test_report_content(synthetic: tuple[str, optuna.Study], tmp_path: Path) -> 
 def test_notes_and_dashboard_api(synthetic: tuple[str, optuna.Study]) -> None:
     url, study = synthetic
     ids = report.annotate_dashboard(study)
-    assert ids == plots.available_figures(study)
+    expected = plots.available_figures(study)
+    expected.insert(expected.index("efficiency-profile") + 1, "efficiency-metrics")
+    assert ids == expected
     # annotating again replaces a figure under its id instead of adding a copy
     again = report.annotate_dashboard(study, figures={"diversity": plots.plot_diversity(study)},
                                       trial_notes=False)
@@ -189,9 +191,15 @@ class _Visit:
         return str(self.page.inner_text("body"))
 
 
-def _save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+def _save_screenshot(page: Any, tmp_path: Path, name: str, *, height: int | None = None) -> Path:
+    """A PNG of the viewport, or of the page's top ``height`` pixels."""
     out = tmp_path / name
-    page.screenshot(path=str(out), full_page=False)
+    if height is None:
+        page.screenshot(path=str(out))
+    else:
+        full = int(page.evaluate("document.documentElement.scrollHeight"))
+        page.screenshot(path=str(out), full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1400, "height": min(height, full)})
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("NEUROMOSAIC_UPDATE_SCREENSHOTS") == "1":
         (ROOT / "docs").mkdir(exist_ok=True)
@@ -217,6 +225,9 @@ def visit_dashboard(browser: Any, url: str, study: optuna.Study, tmp_path: Path)
         assert study.study_name in body
         assert "accuracy" in body and "flops" in body  # metric names, not objective_0/1
         assert page.locator(".js-plotly-plot").count() >= 3
+        page.get_by_text("Accuracy vs FLOPs").first.scroll_into_view_if_needed()
+        page.mouse.wheel(0, -60)
+        page.wait_for_timeout(500)
         _save_screenshot(page, tmp_path, "dashboard.png")
 
         knee = pareto.pareto_info(study).knee_trial
@@ -229,6 +240,7 @@ def visit_dashboard(browser: Any, url: str, study: optuna.Study, tmp_path: Path)
             assert attr in body
         assert "depth_multiplier" in body and "flops" in body
         assert "Status: ok" in body and "Pareto rank: 0" in body  # the note, rendered
+        _save_screenshot(page, tmp_path, "dashboard-trial.png")
 
         page.goto(f"{base}/note")
         page.get_by_text("Hypervolume").first.wait_for(timeout=30_000)
@@ -259,13 +271,14 @@ def visit_report(browser: Any, path: Path, figure_ids: list[str], tmp_path: Path
                         "Hypervolume", "knee: trial"):
             assert heading in body
         visit.body = body
-        _save_screenshot(page, tmp_path, "report.png")
+        _save_screenshot(page, tmp_path, "report.png", height=2300)
     finally:
         page.close()
     return visit
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @needs_chromium
 def test_dashboard_in_chromium(browser: Any, searched: tuple[str, optuna.Study],
                                tmp_path: Path) -> None:
@@ -278,6 +291,7 @@ def test_dashboard_in_chromium(browser: Any, searched: tuple[str, optuna.Study],
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @needs_chromium
 def test_report_in_chromium(browser: Any, searched: tuple[str, optuna.Study],
                             tmp_path: Path) -> None:
