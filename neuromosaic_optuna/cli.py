@@ -271,7 +271,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, storage=make_storage(url, **_storage_options(args)),
                          study_name=args.study_name)
-    ran = work(study, objective)
+    from neuromosaic_optuna.study import with_pruning
+
+    ran = work(study, objective, callbacks=with_pruning(config, study, objective))
     print(f"worker ran {ran} trial(s) of study {study.study_name!r} in {mask_url(url)}; "
           "no open slot is left")
     return 0

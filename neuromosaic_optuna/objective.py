@@ -6,7 +6,8 @@ What a trial stores (the same for every architecture type):
   including the seed's case-2 efficiency metrics;
 * user attribute ``architecture``: a JSON summary of the built network and its input size;
 * user attribute ``status``: ``ok``, ``rejected`` (violated a cost constraint and was never
-  trained), ``invalid`` (cannot be built), ``diverged`` (NaN/inf loss); ``reason`` when not ok;
+  trained), ``invalid`` (cannot be built), ``pruned`` (stopped early by a pruner; keeps its
+  costs and curve), ``diverged`` (NaN/inf loss); ``reason`` when not ok;
 * user attribute ``curve``: validation accuracy after each epoch;
 * every constraint via ``trial.set_constraint`` (exactly once).
 
@@ -244,6 +245,8 @@ class Objective:
                 for c in cfg.constraints if c.name in violated)
             return self._finish(trial, metrics, architecture, "rejected", reason)
 
+        # Costs are known now: store them before training, so pruners can judge the trial.
+        trial.set_user_attr("metrics", {k: _json_float(v) for k, v in metrics.items()})
         curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:

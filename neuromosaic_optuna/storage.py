@@ -284,7 +284,10 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                 optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
         for attempt in range(5):
             try:
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+                if kind == "sqlite":
+                    _serialize_sqlite(storage.engine)
+                return storage
             except Exception as exc:  # noqa: BLE001 (every failure becomes one clean line)
                 # Several processes opening a fresh database race to create Optuna's tables
                 # ("already exists"); the loser simply opens them on the next attempt.
@@ -293,6 +296,27 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                     continue
                 raise _connection_error(url, exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _serialize_sqlite(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE).
+
+    SQLite ignores ``SELECT ... FOR UPDATE``, so two worker processes could both read the
+    same WAITING trial and both run it. With ``BEGIN IMMEDIATE`` the claim (read the state,
+    set RUNNING) is atomic; other processes wait up to the connect timeout. This is
+    SQLAlchemy's documented recipe for pysqlite.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while creating the tables predate the listeners
 
 
 def _journal_storage(path: Path) -> BaseStorage:

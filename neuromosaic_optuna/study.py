@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.objective import Objective
-from neuromosaic_optuna.pruners import make_pruner
+from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
@@ -207,6 +207,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
                 if storage_errors > 30:
                     raise
                 time.sleep(1.0)
+            if STOPPED_ATTR in study.user_attrs:  # a stopping callback ended the study
+                break
     finally:
         del storage.create_new_trial
     if len(failures) >= MAX_FAILURES_IN_A_ROW:
@@ -214,6 +216,18 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
         raise RuntimeError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: trial "
                            f"{failures[-1].number}: {reason}); the worker stops")
     return len(ran)
+
+
+def with_pruning(config: StudyConfig, study: optuna.Study, objective: Objective
+                  ) -> list[Callable[[optuna.Study, FrozenTrial], None]]:
+    """Install the config's per-epoch pruning hook on ``objective`` (once) and return the
+    study-stopping callback of ``[pruner.stop]``, if any."""
+    from neuromosaic_optuna.pruners import epoch_hook_for, stop_callback_for
+
+    if not any(hasattr(hook, "pruner") for hook in objective.epoch_hooks):
+        objective.epoch_hooks.append(epoch_hook_for(config, study))
+    stop = stop_callback_for(config)
+    return [stop] if stop is not None else []
 
 
 def run_study(
@@ -253,11 +267,14 @@ def run_study(
     objective = objective or Objective(config, timing=timing)
     study = create_study(config, storage=storage, study_name=study_name)
     target = n_trials if n_trials is not None else config.max_trials
+    callbacks = [*callbacks, *with_pruning(config, study, objective)]
     # A second round covers trials that failed beyond the retry limit of a stale trial.
     for _ in range(2):
         if not open_slots(study, target) and count_finished(study) >= target:
             break
         work(study, objective, callbacks=callbacks, show_progress_bar=show_progress_bar)
+        if STOPPED_ATTR in study.user_attrs:
+            break
     return study
 
 
@@ -272,8 +289,10 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, storage=make_storage(storage_url, **storage_options),
                          study_name=study_name)
+    objective = Objective(config)
+    callbacks = with_pruning(config, study, objective)
     with contextlib.suppress(KeyboardInterrupt):
-        work(study, Objective(config))
+        work(study, objective, callbacks=callbacks)
 
 
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,

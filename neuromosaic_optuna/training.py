@@ -56,6 +56,21 @@ def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
         yield from loader
 
 
+def _adapt_batchnorm(model: nn.Module, steps_per_epoch: int) -> None:
+    """Give BatchNorm's running statistics a momentum that follows the epoch length.
+
+    With PyTorch's default momentum (0.1) and a short epoch (digits: 17 steps), the running
+    statistics lag the quickly changing weights, and the per-epoch validation accuracy reads
+    chance level for the first epochs although the network already classifies well in train
+    mode, which would make every early-stopping decision random. Momentum
+    ``clip(8 / steps_per_epoch, 0.1, 0.5)`` keeps PyTorch's default on long epochs.
+    """
+    momentum = min(0.5, max(0.1, 8.0 / steps_per_epoch))
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum is not None:
+            module.momentum = momentum
+
+
 def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
     """Linear warm-up over the first 10% of steps (at least one), then cosine decay to 0."""
     warmup = max(1, total_steps // 10)
@@ -141,6 +156,7 @@ def train_model(
     else:
         opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train) / batch_size))  # type: ignore[arg-type]
+    _adapt_batchnorm(model, steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, _warmup_cosine(epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss()
