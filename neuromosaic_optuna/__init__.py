@@ -22,15 +22,60 @@ from neuromosaic_optuna.constraints import is_feasible
 from neuromosaic_optuna.metrics import METRICS, MetricInfo
 from neuromosaic_optuna.models import ArchitectureError, BuildContext, BuiltModel, register_model
 from neuromosaic_optuna.objective import Objective
-from neuromosaic_optuna.pruners import make_pruner
+from neuromosaic_optuna.pareto import (
+    ParetoInfo,
+    hypervolume,
+    knee_point,
+    operating_point,
+    pareto_front_mask,
+    pareto_info,
+    pareto_ranks,
+)
+from neuromosaic_optuna.pruners import (
+    ConstraintTrajectoryPruner,
+    DivergencePruner,
+    HypervolumeStagnationCallback,
+    MultiObjectiveSuccessiveHalvingPruner,
+    ParetoDominancePruner,
+    epoch_hook_for,
+    make_pruner,
+    report,
+    should_prune,
+)
 from neuromosaic_optuna.samplers import make_sampler
 from neuromosaic_optuna.space import SearchSpace
-from neuromosaic_optuna.study import count_finished, create_study, run_study
+from neuromosaic_optuna.study import count_finished, create_study, run_study, run_workers
+from neuromosaic_optuna.warmstart import (
+    WarmStartReport,
+    plot_search_progress,
+    run_transfer,
+    warm_start,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "METRICS",
+    "ConstraintTrajectoryPruner",
+    "DivergencePruner",
+    "HypervolumeStagnationCallback",
+    "MultiObjectiveSuccessiveHalvingPruner",
+    "ParetoDominancePruner",
+    "ParetoInfo",
+    "WarmStartReport",
+    "epoch_hook_for",
+    "hypervolume",
+    "knee_point",
+    "operating_point",
+    "pareto_front_mask",
+    "pareto_info",
+    "pareto_ranks",
+    "plot_search_progress",
+    "report",
+    "run_transfer",
+    "run_workers",
+    "should_prune",
+    "warm_start",
     "ArchitectureError",
     "BuildContext",
     "BuiltModel",

@@ -51,6 +51,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected 0..65535, got {value}")
+    return value
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -106,6 +116,41 @@ def _build_parser() -> argparse.ArgumentParser:
     robust.add_argument("--trials", default="pareto", metavar="pareto|best|N,M",
                         help="which trials: the Pareto front (default), the best one, or "
                         "trial numbers")
+
+    transfer = sub.add_parser("transfer", help="warm-start a target study from an existing "
+                              "source study, then run the target")
+    transfer.add_argument("--from", dest="source", required=True, metavar="SOURCE_STUDY",
+                          help="name of the source study")
+    transfer.add_argument("--to", dest="study_file", required=True, metavar="TARGET.toml")
+    transfer.add_argument("--source-storage", help="storage of the source study (default: "
+                          "the target's)")
+    transfer.add_argument("--storage", help="target storage URL (default: "
+                          "$NEUROMOSAIC_STORAGE, else sqlite:///neuromosaic.db)")
+    transfer.add_argument("--study-name", help="target study name")
+    transfer.add_argument("--budget", help="a [budget.<name>] preset of the target file")
+    transfer.add_argument("--seed", type=_seed)
+    transfer.add_argument("--n-trials", type=_positive_int)
+    transfer.add_argument("--workers", type=_positive_int, default=1)
+    transfer.add_argument("--selection", default="surrogate",
+                          help="pareto, best, diverse or surrogate (default)")
+    transfer.add_argument("--top-k", type=_positive_int, default=10,
+                          help="trials enqueued from the source (default 10)")
+    transfer.add_argument("--no-progress", action="store_true")
+    _add_heartbeat_args(transfer)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a study")
+    _add_study_args(report)
+    report.add_argument("--out", default="report.html", help="output file (report.html)")
+    report.add_argument("--operating-point", metavar="METRIC<=BOUND",
+                        help='mark the best trial under a bound, e.g. "latency<=20ms"')
+
+    dashboard = sub.add_parser("dashboard", help="annotate a study and open optuna-dashboard "
+                               "on it (127.0.0.1)")
+    _add_study_args(dashboard)
+    _add_artifact_arg(dashboard)
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default 127.0.0.1: this machine only)")
+    dashboard.add_argument("--port", type=_port, default=8080)
 
     sub.add_parser("studies", help="list the shipped study files")
     return parser
@@ -245,15 +290,79 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from neuromosaic_optuna.study import run_study, run_workers
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.workers > 1 and isinstance(storage, optuna.storages.InMemoryStorage):
+        raise ConfigError("--storage", "an in-memory database cannot be shared by workers")
+    if config.transfer_strategy:
+        return _transfer(args, config, url, storage, source=None)
     if args.workers > 1:
-        if isinstance(storage, optuna.storages.InMemoryStorage):
-            raise ConfigError("--storage", "an in-memory database cannot be shared by workers")
         study = run_workers(config, storage_url=url, study_name=args.study_name,
                             workers=args.workers, storage_options=_storage_options(args))
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
                           objective=objective, show_progress_bar=not args.no_progress)
     _print_results(study, config, url)
+    return 0
+
+
+def _transfer(args: argparse.Namespace, config: StudyConfig, url: str, storage: Any, *,
+              source: str | None, source_storage: str | None = None,
+              selection: str = "surrogate", top_k: int = 10) -> int:
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.warmstart import SELECTIONS, run_transfer, source_config
+
+    if selection not in SELECTIONS:
+        raise ConfigError("--selection", f"expected one of {', '.join(SELECTIONS)}, got "
+                          f"{selection!r}")
+    if source is None:
+        Objective(source_config(config)).preflight()
+    result = run_transfer(config, storage=url if args.workers > 1 else storage,
+                          study_name=args.study_name, source=source,
+                          source_storage=source_storage, selection=selection, top_k=top_k,
+                          workers=args.workers, show_progress_bar=not args.no_progress)
+    print(result.report.summary())
+    _print_results(result.target, config, url)
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    config = _load(args)
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.storage import make_storage, resolve_storage_url
+
+    if not config.transfer_strategy:
+        config = config.with_overrides(transfer_strategy="warm_start")
+    url = resolve_storage_url(args.storage)
+    Objective(config).preflight()
+    storage = make_storage(url, **_storage_options(args))
+    source_storage = None
+    if args.source_storage:
+        source_storage = resolve_storage_url(args.source_storage)
+        make_storage(source_storage)  # an unreachable source fails here, in one line
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return _transfer(args, config, url, storage, source=args.source,
+                     source_storage=source_storage, selection=args.selection,
+                     top_k=args.top_k)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    study, config, _ = _open_study(args)
+    from neuromosaic_optuna.report import write_report
+
+    path = write_report(study, args.out, config=config, operating_point=args.operating_point)
+    print(f"wrote {path} (self-contained: open it in any browser, offline)")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    study, config, url = _open_study(args)
+    from neuromosaic_optuna.report import annotate_dashboard, serve_dashboard
+
+    annotate_dashboard(study, config=config)
+    artifact_dir = Path(config.artifact_dir or DEFAULT_ARTIFACT_DIR)
+    serve_dashboard(url, host=args.host, port=args.port,
+                    artifact_dir=artifact_dir if artifact_dir.is_dir() else None)
     return 0
 
 
@@ -384,7 +493,8 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "pareto": _cmd_pareto,
-             "robustness": _cmd_robustness, "studies": _cmd_studies}
+             "robustness": _cmd_robustness, "transfer": _cmd_transfer, "report": _cmd_report,
+             "dashboard": _cmd_dashboard, "studies": _cmd_studies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

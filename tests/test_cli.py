@@ -107,3 +107,51 @@ def test_console_script_help_and_version_answer_without_torch() -> None:
                          env={**os.environ})
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "no such study file" in res.stderr
+
+
+def test_pareto_report_and_studies_commands(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    assert main(["run", QUICK, "--budget", "smoke", "--storage", db, "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["pareto", QUICK, "--budget", "smoke", "--storage", db,
+                 "--operating-point", "flops<=1G", "--operating-point", "params<=1"]) == 0
+    out = capsys.readouterr().out
+    assert "knee: trial" in out and "hypervolume" in out
+    assert "operating point flops<=1e+09: trial" in out or "operating point flops" in out
+    assert "params<=1: no feasible trial meets it" in out
+    assert main(["pareto", QUICK, "--budget", "smoke", "--storage", db,
+                 "--operating-point", "latency<=fast"]) == 2
+    assert "--operating-point" in capsys.readouterr().err
+    html = tmp_path / "r.html"
+    assert main(["report", QUICK, "--budget", "smoke", "--storage", db, "--out",
+                 str(html)]) == 0
+    text = html.read_text()
+    assert "quickstart-smoke" in text and "<script src=\"http" not in text
+    assert main(["report", QUICK, "--storage", db, "--study-name", "nope"]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
+    assert main(["studies"]) == 0
+    listing = capsys.readouterr().out
+    for name in ("quickstart.toml", "vit_search.toml", "efficient_convnets.toml",
+                 "multi_objective.toml", "robustness.toml",
+                 "transfer_cifar10_to_imagenet.toml"):
+        assert name in listing
+
+
+def test_transfer_command_warm_starts_from_an_existing_study(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study_file = str(ROOT / "studies" / "transfer_cifar10_to_imagenet.toml")
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    assert main(["run", study_file, "--budget", "smoke", "--storage", db,
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    source = "transfer_cifar10_to_imagenet-smoke-source"
+    assert main(["transfer", "--from", source, "--to", study_file, "--budget", "smoke",
+                 "--storage", db, "--study-name", "second-target", "--top-k", "5",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "warm start: enqueued 5" in out
+    target = optuna.load_study(study_name="second-target", storage=db)
+    assert len(target.trials) == 20
+    warm = [t for t in target.trials if "warm_start" in str(t.user_attrs)]
+    assert len(warm) == 5
