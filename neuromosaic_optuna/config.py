@@ -519,11 +519,15 @@ def _parse_constraint(key: str, value: Any, path: str) -> Constraint:
 
 def _parse_task(value: Any, path: str) -> dict[str, Any]:
     table = dict(_expect_table(value, path))
-    allowed = {"dataset", "metric", "budget", "study_name", "storage", "dataset_path"}
+    allowed = {"dataset", "metric", "budget", "study_name", "storage", "dataset_path",
+               "resolution"}
     for k, v in table.items():
         if k not in allowed:
             raise ConfigError(f"{path}.{k}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
-        _expect_str(v, f"{path}.{k}")
+        if k == "resolution":
+            _expect_int(v, f"{path}.{k}", low=8, high=4096)
+        else:
+            _expect_str(v, f"{path}.{k}")
     if "metric" in table and table["metric"] not in METRICS:
         raise ConfigError(f"{path}.metric", f"unknown metric {table['metric']!r}")
     if "budget" in table and table["budget"] not in BUDGET_WORDS:

@@ -806,6 +806,7 @@ def source_config(config: StudyConfig) -> StudyConfig:
     return config.with_overrides(
         dataset=str(task.get("dataset", config.dataset)),
         dataset_path=task.get("dataset_path", config.dataset_path),
+        resolution=int(task.get("resolution", config.resolution)),
         max_trials=trials, epochs=epochs, seed=(config.seed + 1) % 2**32, source_task=None,
         target_task=None, transfer_strategy=None, known_good=())
 
