@@ -26,9 +26,10 @@ import optuna
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from pg import PostgresServer  # noqa: E402
+
 import neuromosaic_optuna as nm  # noqa: E402
 from neuromosaic_optuna.study import open_slots, run_workers  # noqa: E402
-from pg import PostgresServer  # noqa: E402
 
 SEARCH = """
 [experiment]
@@ -45,7 +46,8 @@ resolution = 32
 epochs = 1
 batch_size = 64
 [defaults.model_options]
-convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r2_k3_s2_e6_c24", "ir_r2_k5_s2_e6_c40", "ir_r2_k3_s1_e6_c80"]
+convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r2_k3_s2_e6_c24", "ir_r2_k5_s2_e6_c40",
+                  "ir_r2_k3_s1_e6_c80"]
 convnet_head_channels = 256
 """
 
