@@ -100,7 +100,7 @@ def _parse_unit(value: Any, path: str, suffixes: Mapping[str, float], example: s
     if isinstance(value, str):
         m = re.fullmatch(_NUMBER + r"\s*([A-Za-zµ]*)", value.strip())
         suffix = (m.group(2).upper() if upper else m.group(2)) if m else None
-        if m is None or suffix not in suffixes:
+        if m is None or suffix is None or suffix not in suffixes:
             raise ConfigError(path, f"cannot read {value!r}; write a number with a unit, e.g. "
                               f"{example} (units: {', '.join(k for k in suffixes if k)})")
         number = float(m.group(1)) * suffixes[suffix]

@@ -152,9 +152,8 @@ class Objective:
             return res
         dist = self.space.distributions.get("resolution")
         high = dist.high if isinstance(dist, (IntDistribution, FloatDistribution)) else res
-        if high > cap:
-            res = res * cap / high
-        return int(min(cap, max(8, round(res / 8) * 8)))
+        scaled = res * cap / high if high > cap else float(res)
+        return int(min(cap, max(8, round(scaled / 8) * 8)))
 
     def dataset(self, resolution: int) -> DatasetSplits:
         """The study's dataset at ``resolution`` (loaded once per process and resolution)."""

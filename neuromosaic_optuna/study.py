@@ -68,7 +68,7 @@ def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = Non
     directions = [optuna.study.StudyDirection[d.upper()] for d in config.directions]
     try:
         study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
-                                    pruner=pruner, directions=config.directions,
+                                    pruner=pruner, directions=directions,
                                     load_if_exists=True)
     except ValueError as exc:  # e.g. directions of an existing study differ
         raise ConfigError("--study-name", f"cannot use study {name!r}: {exc}") from None
