@@ -304,13 +304,19 @@ def _serialize_sqlite(engine: Any) -> None:
     SQLite ignores ``SELECT ... FOR UPDATE``, so two worker processes could both read the
     same WAITING trial and both run it. With ``BEGIN IMMEDIATE`` the claim (read the state,
     set RUNNING) is atomic; other processes wait up to the connect timeout. This is
-    SQLAlchemy's documented recipe for pysqlite.
+    SQLAlchemy's documented recipe for pysqlite. The database also switches to WAL mode
+    with ``synchronous=NORMAL`` (see the comment in the listener).
     """
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
     def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # Write-ahead log with synchronous=NORMAL: a commit costs no fsync (about 1 ms instead
+        # of 25 ms here), readers never block the writer, and a crashed process loses nothing
+        # committed; only a power loss may drop the last commits. Not for network file systems.
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
