@@ -514,9 +514,9 @@ _MULTI = [
     ("md", """\
     ## Pareto analysis
 
-    Every trial with its constrained Pareto rank (rank 0 = the feasible front; infeasible
-    trials rank below all feasible ones, ordered by how much they violate), then the counts
-    the seed asks for: front, dominated and infeasible solutions."""),
+    Every trial with its constrained Pareto rank (infeasible trials rank below every feasible
+    one, ordered by how much they violate, so rank 0 is the front whenever some trial is
+    feasible), then the counts the seed asks for: front, dominated and infeasible solutions."""),
     ("code", _join(_PARETO_TABLE, """
     print(f"{len(info.front)} on the front, {int(info.dominated.sum())} dominated, "
           f"{int((~info.feasible).sum())} infeasible, of {len(info.trial_numbers)} trials")
