@@ -110,6 +110,8 @@ def main() -> None:
                                   test=splits.test.tensors, **kwargs)
             rows.append((trial.number, wall + setup / args.trials, bare, bare_eval,
                          trial.user_attrs["metrics"].get("train_time", float("nan"))))
+            print(f"measured trial {trial.number}: wall {rows[-1][1]:.2f}s, bare {bare:.2f}s, "
+                  f"bare+eval {bare_eval:.2f}s", flush=True)
 
     print(f"{'trial':>5} {'trial wall s':>12} {'bare loop s':>11} {'bare+eval s':>11} "
           f"{'our loop s':>10} {'vs bare':>8} {'vs bare+eval':>12}")
