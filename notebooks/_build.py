@@ -78,7 +78,12 @@ print(f"{config.name} [{config.budget}]: {config.architecture_type} on {config.d
       f"{config.metric_names} ({', '.join(config.directions)})")
 print("constraints:", {c.name: c.raw for c in config.constraints} or "none")
 study = nm.run_study(config, storage=STORAGE)
-print(nm.count_finished(study), "finished trials;", study.sampler.__class__.__name__)"""
+statuses = {}
+for t in study.get_trials(deepcopy=False):
+    status = t.user_attrs.get("status", t.state.name.lower())
+    statuses[status] = statuses.get(status, 0) + 1
+print(f"{nm.count_finished(study)} finished trials ({study.sampler.__class__.__name__}); "
+      f"by status: {statuses}")"""
 
 _PARETO_TABLE = """\
 info = nm.pareto_info(study)
@@ -181,7 +186,8 @@ _VIT = [
 
     The same front as a table (`nm.pareto_info`: ranks by constrained non-domination, rank 0
     is the front). The hypervolume is the area dominated by the front up to the reference
-    point; it grows as the search finds better trade-offs and is what the search maximizes."""),
+    point; it grows as the search finds better trade-offs and is what the search maximizes.
+    Trials stopped early by the pruner have no final values and are not listed."""),
     ("code", _PARETO_TABLE),
     ("md", """\
     ## Architecture patterns
@@ -516,7 +522,9 @@ _MULTI = [
 
     Every trial with its constrained Pareto rank (infeasible trials rank below every feasible
     one, ordered by how much they violate, so rank 0 is the front whenever some trial is
-    feasible), then the counts the seed asks for: front, dominated and infeasible solutions."""),
+    feasible), then the counts the seed asks for: front, dominated and infeasible solutions.
+    Only COMPLETE trials have objective values: trials the pruner stopped early (status
+    `pruned`) are not in the table; trials rejected before training are, as infeasible."""),
     ("code", _join(_PARETO_TABLE, """
     print(f"{len(info.front)} on the front, {int(info.dominated.sum())} dominated, "
           f"{int((~info.feasible).sum())} infeasible, of {len(info.trial_numbers)} trials")
@@ -543,7 +551,7 @@ _MULTI = [
     --operating-point` prints it. A bound that no feasible trial meets says the constraints
     and the bound cannot be met together with this search: relax one or search longer."""),
     ("code", """\
-    bounds = ["latency<=2ms", "latency<=5ms", OPERATING_POINT, "memory<=200kB", "memory<=1MB"]
+    bounds = ["latency<=2ms", "latency<=5ms", OPERATING_POINT, "memory<=400kB", "memory<=1MB"]
     rows = []
     for bound in bounds:
         chosen = nm.operating_point(study, bound)
