@@ -275,25 +275,29 @@ _CONVNETS = [
 
     Per trial: the two constrained costs, their margins (negative = room left) and whether
     the trial was trained. This is where a too-generous search space shows up: many
-    rejections mean the space should shrink toward the constraints."""),
+    rejections mean the space should shrink toward the constraints. Trials the pruner stopped
+    early keep their measured costs but record no constraint values (`-`)."""),
     ("code", """\
-    rows, feasible = [], 0
+    rows, checked, feasible = [], 0, 0
     for t in study.get_trials(deepcopy=False):
         m = t.user_attrs.get("metrics", {})
         margins = t.constraints
-        ok = bool(margins) and all(v <= 0 for v in margins.values())
-        feasible += ok
+        verdict = "-"  # pruned or invalid: no constraint recorded
+        if margins:
+            ok = all(v <= 0 for v in margins.values())
+            checked, feasible = checked + 1, feasible + ok
+            verdict = "yes" if ok else "no"
         rows.append([t.number, t.user_attrs.get("status", t.state.name.lower()),
                      f"{t.params['depth_multiplier']:.2f}", f"{t.params['width_multiplier']:.2f}",
                      t.user_attrs.get("architecture", {}).get("input_resolution", "-"),
                      format_metric("params", m.get("params")),
                      format_metric("latency", m.get("latency")),
                      format_metric("params", margins.get("max_params")),
-                     format_metric("latency", margins.get("max_latency")),
-                     "yes" if ok else "no"])
+                     format_metric("latency", margins.get("max_latency")), verdict])
     show_table(["trial", "status", "depth x", "width x", "input px", "params", "latency",
                 "params margin", "latency margin", "feasible"], rows)
-    print(f"{feasible} of {len(rows)} trials satisfy max_params and max_latency")"""),
+    print(f"{feasible} of {checked} trials with recorded constraints satisfy max_params and "
+          f"max_latency; {len(rows) - checked} pruned or invalid trial(s) have none")"""),
     ("md", """\
     ## The seed's efficiency metrics
 
