@@ -39,8 +39,10 @@ from neuromosaic_optuna.pruners import (
     ParetoDominancePruner,
     epoch_hook_for,
     make_pruner,
-    report,
     should_prune,
+)
+from neuromosaic_optuna.pruners import (
+    report as report_intermediate,
 )
 from neuromosaic_optuna.samplers import make_sampler
 from neuromosaic_optuna.space import SearchSpace
@@ -71,7 +73,7 @@ __all__ = [
     "pareto_info",
     "pareto_ranks",
     "plot_search_progress",
-    "report",
+    "report_intermediate",
     "run_transfer",
     "run_workers",
     "should_prune",

@@ -66,11 +66,12 @@ width_multiplier = [0.25, 0.5]
 resolution = 16
 epochs = 1
 batch_size = 16
-[defaults.model_options]
-convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r1_k3_s2_e6_c24"]
 """
     if data_path is not None:
         text += f'dataset_path = "{data_path}"\n'
+    text += """[defaults.model_options]
+convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r1_k3_s2_e6_c24"]
+"""
     path = tmp_path / f"{dataset}.toml"
     path.write_text(text)
     return path
