@@ -80,7 +80,7 @@ def test_three_workers_reach_exactly_the_requested_total(postgresql_db_url: str,
 
 def test_worker_killed_mid_trial_is_failed_retried_and_total_stays_exact(
         postgresql_db_url: str, pg_server: PostgresServer, tmp_path: Path) -> None:
-    study_file = _study_file(tmp_path, epochs=4, samples=1000)
+    study_file = _study_file(tmp_path, epochs=10, samples=1000)
     config = nm.load_study_file(study_file)
     storage = make_storage(postgresql_db_url, heartbeat_interval=1, grace_period=2)
     study = nm.create_study(config, storage=storage)
@@ -91,10 +91,11 @@ def test_worker_killed_mid_trial_is_failed_retried_and_total_stays_exact(
     deadline = time.time() + 120
     running: list[optuna.trial.FrozenTrial] = []
     while time.time() < deadline and not running:
-        time.sleep(0.3)
-        running = study.get_trials(states=(TrialState.RUNNING,))
-    assert running, "the worker never started a trial"
-    time.sleep(1.0)  # mid-trial: training takes seconds
+        time.sleep(0.1)
+        # costs are stored just before training starts: the trial is then mid-flight
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                   if "metrics" in t.user_attrs]
+    assert running, "the worker never started training a trial"
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
     killed = running[0]
