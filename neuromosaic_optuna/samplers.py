@@ -538,8 +538,8 @@ class ParetoSampler(NSGAIISampler):
                   else self._random(study, trial, search_space))
         if self._focus:
             rng = np.random.default_rng(self._rng.rng.randint(2**31))
-            for i in np.flatnonzero(front_mask):
-                for params in _neighbours({n: done[i].params[n] for n in search_space},
+            for j in np.flatnonzero(front_mask).tolist():
+                for params in _neighbours({n: done[j].params[n] for n in search_space},
                                           search_space, rng):
                     offer(params)
         if not pool:
