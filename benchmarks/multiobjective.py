@@ -20,7 +20,7 @@ Two problems:
     hypervolume of the *run-averaged* accuracies and params of the cells a study evaluated,
     as a fraction of the hypervolume of the table's true front (all 15,625 cells), with the
     reference point accuracy 0.30 and 1.1 x the largest model's params.
-(b) Digits with real training (``--digits``): the quickstart study's space (depth, width and
+(b) Digits with real training (``--parts b``): the quickstart study's space (depth, width and
     SE ratio of a small EfficientNet-style net) at 16x16 pixels with 400 training images,
     accuracy vs FLOPs, ``--digits-trials`` (20) trials of ``--digits-epochs`` (2) epochs,
     ``--digits-seeds`` (3) seeds, one torch thread. NSGA-II as shipped is not rerun when
@@ -28,7 +28,7 @@ Two problems:
     trials. No true front exists, so the score is the hypervolume (validation accuracy, FLOPs;
     reference point accuracy 0.5 and 1.1 x the largest FLOPs seen) as a fraction of the
     hypervolume of all trials of all runs together.
-(c) The weighted strategy (``--weighted``): NAS-Bench-201 ImageNet16-120 with the weighted
+(c) The weighted strategy (``--parts c``): NAS-Bench-201 ImageNet16-120 with the weighted
     objectives accuracy (weight 1.0) and params (weight -0.05), ``--trials`` trials,
     ``--seeds`` seeds. Score: the regret of the best run-averaged ``weighted_score`` found, as
     a fraction of the gap between the table's best and its median cell (0 is the optimum).
@@ -36,8 +36,9 @@ Two problems:
 Printed per sampler: median and interquartile range of the score, the median relative to
 random search's, and the wall time per trial.
 
-Run: ``python benchmarks/multiobjective.py [--seeds 20] [--trials 100] [--ablations]
-[--digits] [--weighted]``
+Run: ``python benchmarks/multiobjective.py [--parts abc] [--seeds 20] [--trials 100]
+[--ablations]`` (part a, 20 seeds, with ablations: about 15 minutes on one busy core;
+b: about 10; c: about 4).
 """
 
 from __future__ import annotations
@@ -193,10 +194,9 @@ def weighted(seeds: int, trials: int) -> None:
                                              strict=True)])
     best, median = float(table_scores.max()), float(np.median(table_scores))
     factories: dict[str, SamplerFactory] = {
-        "neuromosaic default (TPE, multivariate)": make_sampler,
+        "neuromosaic default": make_sampler,
+        "Optuna 5 default (TPE, multivariate)": lambda c: TPESampler(seed=c.seed),
         "TPE, univariate": lambda c: TPESampler(seed=c.seed, multivariate=False),
-        "ParetoSampler (one objective)": lambda c: ParetoSampler(
-            seed=c.seed, population_size=default_population_size(c.max_trials)),
         "random": lambda c: RandomSampler(seed=c.seed),
     }
     regrets: dict[str, list[float]] = {}
@@ -218,12 +218,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--ablations", action="store_true")
-    parser.add_argument("--digits", action="store_true", help="also run (b), real training")
-    parser.add_argument("--digits-only", action="store_true")
+    parser.add_argument("--parts", default="a", help="which of a, b, c to run, e.g. 'abc'")
     parser.add_argument("--digits-seeds", type=int, default=3)
     parser.add_argument("--digits-trials", type=int, default=20)
     parser.add_argument("--digits-epochs", type=int, default=2)
-    parser.add_argument("--weighted", action="store_true", help="also run (c)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
@@ -231,11 +229,11 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     started = time.perf_counter()
-    if not args.digits_only:
+    if "a" in args.parts:
         nasbench(args.seeds, args.trials, args.ablations)
-    if args.digits or args.digits_only:
+    if "b" in args.parts:
         digits(args.digits_seeds, args.digits_trials, args.digits_epochs, args.ablations)
-    if args.weighted:
+    if "c" in args.parts:
         weighted(args.seeds, args.trials)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 

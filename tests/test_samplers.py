@@ -65,13 +65,23 @@ def test_population_size_from_study_key_and_sampler_table() -> None:
     assert isinstance(sampler, ParetoSampler) and sampler.population_size == 6
 
 
-def test_weighted_and_single_objective_use_multivariate_tpe() -> None:
-    weighted = _config(search_strategy="weighted",
+def test_weighted_uses_pareto_sampler_single_objective_multivariate_tpe() -> None:
+    weighted = _config(search_strategy="weighted", max_trials=240,
                        objectives={"accuracy": {"weight": 1.0}, "flops": {"weight": -0.2}})
-    for cfg in (weighted, _config(objectives=["accuracy"])):
-        sampler = make_sampler(cfg)
-        assert type(sampler) is TPESampler
-        assert sampler._multivariate is True
+    sampler = make_sampler(weighted)
+    assert type(sampler) is ParetoSampler and sampler.population_size == 20
+    single = make_sampler(_config(objectives=["accuracy"]))
+    assert type(single) is TPESampler
+    assert single._multivariate is True
+
+
+def test_pareto_sampler_runs_single_objective_studies() -> None:
+    study = optuna.create_study(sampler=ParetoSampler(population_size=5, seed=0))
+    with warnings.catch_warnings():  # converging is right for one objective: no warning
+        warnings.simplefilter("error", PrematureConvergenceWarning)
+        study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1.0) ** 2, n_trials=20)
+    assert study.best_value < 0.05
+    assert diversity_history(study)[-1].diversity < 0.1
 
 
 def test_explicit_sampler_names_keep_their_meaning() -> None:
