@@ -26,8 +26,8 @@
   normalized parameter distance, :func:`population_diversity`) is stored in the study user
   attribute ``diversity`` and logged; in a multi-objective study a
   :class:`PrematureConvergenceWarning` is issued when it falls below ``collapse_ratio`` times
-  the first generation's (a front should stay spread out; one objective should converge). :func:`diversity_history`
-  recomputes the figures from any NSGA-II study.
+  the first generation's (a front should stay spread out; one objective should converge).
+  :func:`diversity_history` recomputes the figures from any NSGA-II study.
 
 Every sampler is seeded from the study's seed, so the same seed gives the same trials.
 """
