@@ -370,7 +370,8 @@ class ParetoSampler(NSGAIISampler):
       under a Gaussian-process surrogate of the objectives: the largest hypervolume
       improvement of the predicted point over the current feasible front, times the
       predicted chance of feasibility when the study has constraints (``screening``);
-    * already evaluated parameter sets are not proposed again;
+    * already evaluated parameter sets are not proposed again, nor (with two or more
+      objectives) candidates within ``min_distance`` of another trial of the same generation;
     * trials whose user attribute ``status`` is ``"rejected"`` (refused before training by a
       cost constraint, with a sentinel accuracy; see :mod:`neuromosaic_optuna.objective`)
       train the constraint model but not the objective model;
@@ -395,6 +396,12 @@ class ParetoSampler(NSGAIISampler):
         n_candidates: NSGA-II children plus random points per pool (half each).
         max_model_trials: At most this many trials (the best by Pareto rank) train the
             surrogate, which bounds its cost in long studies.
+        min_distance: In a multi-objective study, candidates closer than this (normalized
+            distance, as in :func:`population_diversity`) to another trial of the same
+            generation are not proposed: each generation stays spread out, so a noisy
+            surrogate cannot collapse it onto one spot of a continuous space, while later
+            generations may still refine close to earlier ones. Exact repeats of any trial are
+            never proposed.
         collapse_ratio: Warn when a generation's diversity is below this fraction of the
             first generation's (multi-objective studies only); 0 disables the warning.
         mutation_prob: NSGA-II's per-parameter mutation probability (default ``1/n_params``).
@@ -428,6 +435,7 @@ class ParetoSampler(NSGAIISampler):
         focus: bool = True,
         n_candidates: int = 64,
         max_model_trials: int = 300,
+        min_distance: float = 0.05,
         collapse_ratio: float = 0.15,
         mutation_prob: float | None = None,
         crossover: BaseCrossover | None = None,
@@ -442,6 +450,8 @@ class ParetoSampler(NSGAIISampler):
         if not isinstance(max_model_trials, int) or max_model_trials < 4:
             raise ValueError(f"max_model_trials: expected an integer >= 4, got "
                              f"{max_model_trials!r}")
+        if not 0.0 <= min_distance < 1.0:
+            raise ValueError(f"min_distance: expected a value in [0, 1), got {min_distance!r}")
         if not 0.0 <= collapse_ratio < 1.0:
             raise ValueError(f"collapse_ratio: expected a value in [0, 1), got {collapse_ratio!r}")
         super().__init__(population_size=population_size, mutation_prob=mutation_prob,
@@ -454,6 +464,7 @@ class ParetoSampler(NSGAIISampler):
         self._focus = focus
         self._n_candidates = n_candidates
         self._max_model_trials = max_model_trials
+        self._min_distance = min_distance
         self._collapse_ratio = collapse_ratio
         self._objective_model = _Surrogate()
         self._constraint_model = _Surrogate()
@@ -546,12 +557,32 @@ class ParetoSampler(NSGAIISampler):
                 for params in _neighbours({n: done[j].params[n] for n in search_space},
                                           search_space, rng):
                     offer(params)
+        generation = self.get_trial_generation(study, trial)
+        siblings = [t.params for t in trials if t.number != trial.number
+                    and _trial_generation(t) == generation]
+        if len(study.directions) > 1:  # one objective should converge, a front spread out
+            pool = self._spread(pool, siblings, search_space)
         if not pool:
-            return self._child(study, trial, search_space)
+            return self._random(study, trial, search_space)
         if len(done) < 3:
             return pool[0]
         return pool[self._best_candidate(done, loss, feasible, front_mask, pool, search_space,
-                                         self.get_trial_generation(study, trial))]
+                                         generation)]
+
+    def _spread(self, pool: list[dict[str, Any]], tried: list[dict[str, Any]],
+                search_space: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
+        """The candidates at least ``min_distance`` away from every parameter set in ``tried``
+        (the other trials of the generation)."""
+        tried = [p for p in tried if all(name in p for name in search_space)]
+        if not pool or not tried or self._min_distance <= 0:
+            return pool
+        names = {name: search_space[name] for name in search_space}
+        cand, categorical = _encode(pool, names)
+        seen, _ = _encode([{n: p[n] for n in names} for p in tried], names)
+        diff = np.abs(cand[:, None, :] - seen[None, :, :])
+        diff[:, :, categorical] = diff[:, :, categorical] > 0
+        nearest = diff.mean(axis=2).min(axis=1)
+        return [p for p, d in zip(pool, nearest, strict=True) if d >= self._min_distance]
 
     def _best_candidate(self, done: list[FrozenTrial], loss: np.ndarray, feasible: np.ndarray,
                         front_mask: np.ndarray, pool: list[dict[str, Any]],

@@ -121,6 +121,7 @@ def test_bad_sampler_settings_name_the_field(experiment: dict[str, Any], path: s
     ({"initial_design": "qmc"}, "initial_design"),
     ({"n_candidates": 1}, "n_candidates"),
     ({"max_model_trials": 2}, "max_model_trials"),
+    ({"min_distance": -0.1}, "min_distance"),
     ({"collapse_ratio": 1.5}, "collapse_ratio"),
 ])
 def test_pareto_sampler_checks_its_arguments(kwargs: dict[str, Any], name: str) -> None:
@@ -266,6 +267,12 @@ def test_no_collapse_warning_on_a_healthy_search() -> None:
     history = diversity_history(study)
     assert [h.generation for h in history] == [0, 1, 2, 3, 4]
     assert all(0.05 < h.diversity <= 1.0 for h in history)
+    # members of a generation keep min_distance (0.05) from each other
+    for g in range(1, 5):
+        members = [t for t in study.trials if t.user_attrs["generation"] == g]
+        dists = members[0].distributions
+        assert all(population_diversity([a.params, b.params], dists) >= 0.05
+                   for i, a in enumerate(members) for b in members[i + 1:])
 
 
 def test_history_reads_plain_nsga2_studies() -> None:
