@@ -63,7 +63,8 @@ def _architectures(n: int) -> list[dict[str, float]]:
 
 
 def _throughput(server: PostgresServer, config: nm.StudyConfig, workers: int,
-                n: int) -> float:
+                n: int) -> tuple[float, float]:
+    """Trials/hour and the mean training seconds per trial."""
     import torch
 
     url = server.create_database(f"bench_{workers}w_{int(time.time())}")
@@ -80,7 +81,9 @@ def _throughput(server: PostgresServer, config: nm.StudyConfig, workers: int,
         run_workers(config, storage_url=url, workers=workers, n_trials=n)
     elapsed = time.perf_counter() - started
     assert nm.count_finished(study) == n
-    return n / elapsed * 3600
+    train = [t.user_attrs["metrics"]["train_time"] for t in study.get_trials()
+             if t.state == optuna.trial.TrialState.COMPLETE]
+    return n / elapsed * 3600, sum(train) / len(train)
 
 
 def _overhead(server: PostgresServer, n: int) -> tuple[float, float]:
@@ -123,13 +126,16 @@ def main() -> None:
     finally:
         path.unlink()
     with PostgresServer() as server:
-        one = _throughput(server, config, 1, args.trials)
-        two = _throughput(server, config, 2, args.trials)
+        one, train_one = _throughput(server, config, 1, args.trials)
+        two, train_two = _throughput(server, config, 2, args.trials)
         ours, plain = _overhead(server, args.overhead_trials)
     print(f"fixed search: {args.trials} conv_net trials on digits, 1 epoch each, PostgreSQL 15")
     print(f"1 worker x 2 threads : {one:8.0f} trials/hour")
     print(f"2 workers x 1 thread : {two:8.0f} trials/hour   scaling {two / one:.2f}x "
           "(goal >= 1.8x)")
+    print(f"training s per trial : {train_one:.2f} with 2 threads, {train_two:.2f} with 1 thread "
+          f"next to another worker: the ceiling for 2 workers here is "
+          f"{2 * train_one / train_two:.2f}x")
     print(f"storage, per trial   : ours {ours:.1f} ms, bare Optuna loop {plain:.1f} ms, "
           f"overhead {ours - plain:+.1f} ms ({ours / plain:.2f}x) on "
           f"{args.overhead_trials} NAS-Bench-201 lookups")

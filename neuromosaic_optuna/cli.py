@@ -296,7 +296,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _transfer(args, config, url, storage, source=None)
     if args.workers > 1:
         study = run_workers(config, storage_url=url, study_name=args.study_name,
-                            workers=args.workers, storage_options=_storage_options(args))
+                            workers=args.workers, storage_options=_storage_options(args),
+                            objective=objective)
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
                           objective=objective, show_progress_bar=not args.no_progress)

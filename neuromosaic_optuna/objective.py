@@ -372,10 +372,26 @@ class Objective:
         trial.set_user_attr("metrics", {k: _json_float(v) for k, v in metrics.items()})
         trial.set_user_attr("architecture", dict(architecture))
         trial.set_user_attr("status", status)
+        trial.set_user_attr("worker", worker_id())
         if curve is not None:
             trial.set_user_attr("curve", [round(v, 6) for v in curve])
         if reason:
             trial.set_user_attr("reason", reason)
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process: stored on every trial as the user attribute ``worker``,
+    so a shared study shows which worker ran what.
+
+    Example:
+        >>> import os
+        >>> worker_id().endswith(f":{os.getpid()}")
+        True
+    """
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def split_tensors(ds: Any, limit: int = 1000) -> tuple[Any, Any]:

@@ -151,7 +151,7 @@ def _await_stragglers(study: optuna.Study) -> bool:
             return True
         if TrialState.RUNNING not in states:
             return False
-        time.sleep(min(interval, 5.0))
+        time.sleep(min(interval, 0.5))  # short: the study is done when the last one ends
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             fail_stale_trials(study)
@@ -297,18 +297,24 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
 
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
                 workers: int = 2, n_trials: int | None = None,
-                storage_options: dict[str, Any] | None = None) -> optuna.Study:
+                storage_options: dict[str, Any] | None = None,
+                objective: Objective | None = None) -> optuna.Study:
     """Run a study with ``workers`` processes sharing one storage; return the study.
 
-    The slots are opened here, once; each process claims WAITING slots until none is left,
-    so the study ends with exactly ``n_trials`` finished trials. torch's threads are split
-    between the processes (``cpu_count // workers`` each, at least one). The storage must be
-    one that several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
+    The slots are opened here, once; each worker claims WAITING slots until none is left,
+    so the study ends with exactly ``n_trials`` finished trials. The calling process is one
+    of the workers (it has torch and the dataset loaded already); ``workers - 1`` more are
+    spawned. torch's threads are split between the workers (``cpu_count // workers`` each,
+    at least one; the caller's setting is restored afterwards). The storage must be one that
+    several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
-    (heartbeat interval, grace period, retries), the same in every process.
+    (heartbeat interval, grace period, retries), the same in every process. ``objective``
+    reuses the caller's :class:`Objective` (its dataset cache) in the calling process.
     """
     import multiprocessing
     import os
+
+    import torch
 
     from neuromosaic_optuna.storage import make_storage
 
@@ -318,21 +324,30 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     target = n_trials if n_trials is not None else config.max_trials
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
+    objective = objective or Objective(config)
+    callbacks = with_pruning(config, study, objective)
     for _ in range(2):  # a second round covers trials failed beyond the retry limit
         if not open_slots(study, target) and count_finished(study) >= target:
             break
         procs = [ctx.Process(target=_worker_process,
                              args=(config, storage_url, study.study_name, threads, options),
-                             name=f"neuromosaic-worker-{i}") for i in range(workers)]
+                             name=f"neuromosaic-worker-{i}") for i in range(1, workers)]
         for p in procs:
             p.start()
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
-            for p in procs:
-                p.join()
-        except KeyboardInterrupt:
-            for p in procs:
+            work(study, objective, callbacks=callbacks)
+        except BaseException:
+            for p in procs:  # they stop on their own (Ctrl-C reaches the whole group)
                 p.join(timeout=30)
             raise
+        finally:
+            torch.set_num_threads(previous_threads)
+        for p in procs:
+            p.join()
+        if STOPPED_ATTR in study.user_attrs:
+            break
     return study
 
 
