@@ -43,6 +43,7 @@ seen so far, and it needs no tuning. ``name = "NopPruner"`` turns pruning off.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import math
 import warnings
@@ -292,9 +293,9 @@ class CurvePruner(BasePruner):
     call them in single-objective studies and :func:`should_prune` in any study.
     """
 
+    @abc.abstractmethod
     def judge(self, study: optuna.Study, trial: FrozenTrial) -> Verdict:
         """Decide about ``trial`` (its latest reported step) and say why."""
-        raise NotImplementedError
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Optuna's entry point: ``judge(study, trial).prune``."""
