@@ -117,7 +117,7 @@ def report(title: str, scores: dict[str, list[float]], seconds: dict[str, list[f
               f"{np.mean(seconds[name]):8.4f}", flush=True)
 
 
-def nasbench(seeds: int, trials: int, ablations: bool) -> None:
+def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0) -> None:
     table = NASBench201Table()
     dataset = "imagenet16-120"
     reference = [0.30, 1.1 * float(table.arrays(dataset)["params"].max())]
@@ -126,7 +126,7 @@ def nasbench(seeds: int, trials: int, ablations: bool) -> None:
     scores: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
     for name, factory in samplers(ablations).items():
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             config = load_config({"experiment": {
                 "name": "nb201", "architecture_type": "nasbench201", "dataset": dataset,
                 "objectives": ["accuracy", "params"], "max_trials": trials,
@@ -217,6 +217,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="part a's seeds are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--parts", default="a", help="which of a, b, c to run, e.g. 'abc'")
     parser.add_argument("--digits-seeds", type=int, default=3)
@@ -230,7 +232,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     started = time.perf_counter()
     if "a" in args.parts:
-        nasbench(args.seeds, args.trials, args.ablations)
+        nasbench(args.seeds, args.trials, args.ablations, args.first_seed)
     if "b" in args.parts:
         digits(args.digits_seeds, args.digits_trials, args.digits_epochs, args.ablations)
     if "c" in args.parts:
