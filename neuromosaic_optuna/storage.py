@@ -31,6 +31,7 @@ at once; its message is one line and never shows a password.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ from typing import Any, Literal
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.trial import TrialState
 
 from neuromosaic_optuna.config import ConfigError
 
@@ -284,7 +286,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                 optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
         for attempt in range(5):
             try:
-                storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+                storage = _ResilientRDBStorage(url, engine_kwargs=kwargs, **heartbeat)
                 if kind == "sqlite":
                     _serialize_sqlite(storage.engine)
                 return storage
@@ -296,6 +298,53 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                     continue
                 raise _connection_error(url, exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _ResilientRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's ``RDBStorage`` whose heartbeat survives a lost database connection.
+
+    Optuna's heartbeat thread ends at the first error of ``record_heartbeat``; a trial that
+    keeps training would then look stale after the grace period (and be retried while it
+    still runs), or never get a heartbeat at all. Here a failed beat is logged and the next
+    one tries again.
+    """
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials plus *orphans*: RUNNING trials without any heartbeat that
+        started more than the grace period ago. A live worker records its first heartbeat
+        right after claiming a trial (retrying while the database is away), so an orphan is a
+        claim whose worker never learned of it (the connection dropped as the claim was
+        committed) or died at once; Optuna never counts those as stale, and the study would
+        wait for them forever."""
+        stale = super()._get_stale_trial_ids(study_id)
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 60)
+        try:
+            from optuna.storages._rdb import models  # Optuna's own tables (private module)
+
+            now = datetime.datetime.now()  # trials store the worker's local, naive time
+            session = self.scoped_session()
+            try:
+                running = (session.query(models.TrialModel)
+                           .filter(models.TrialModel.state == TrialState.RUNNING)
+                           .filter(models.TrialModel.study_id == study_id).all())
+                orphans = [int(t.trial_id) for t in running
+                           if not t.heartbeats and t.datetime_start is not None
+                           and (now - t.datetime_start).total_seconds() > grace]
+            finally:
+                session.close()
+        except (ImportError, AttributeError):  # a future Optuna changed its tables
+            return stale
+        return stale + [i for i in orphans if i not in stale]
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            super().record_heartbeat(trial_id)
+        except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as exc:
+            optuna.logging.get_logger(__name__).warning(
+                f"heartbeat of trial id {trial_id} not recorded ({exc.__class__.__name__}); "
+                "retrying at the next beat")
 
 
 def _serialize_sqlite(engine: Any) -> None:

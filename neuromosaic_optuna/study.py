@@ -157,6 +157,48 @@ def _await_stragglers(study: optuna.Study) -> bool:
             fail_stale_trials(study)
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """True when an exception of type ``kind`` is anywhere in ``exc``'s chain. Optuna's trial
+    loop can mask the real error, e.g. with an ``UnboundLocalError`` or ``AssertionError``
+    raised in its ``finally`` when it could not record a trial's result."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _lost_storage(exc: BaseException) -> bool:
+    """True when ``exc`` comes from a lost database connection."""
+    return _caused_by(exc, optuna.exceptions.StorageInternalError)
+
+
+def _finished(study: optuna.Study, trial_id: int) -> bool:
+    """Whether the storage has ``trial_id`` finished (False when it cannot be read)."""
+    try:
+        return study._storage.get_trial(trial_id).state.is_finished()
+    except optuna.exceptions.StorageInternalError:
+        return False
+
+
+def _fail_lost_trial(study: optuna.Study, trial_id: int) -> None:
+    """Mark this worker's trial FAIL (and open a slot in its place) when its result could not
+    be stored because the database went away; nothing happens if it was recorded after all
+    or another worker already failed it as stale."""
+    storage = study._storage
+    trial = storage.get_trial(trial_id)
+    if trial.state != TrialState.RUNNING:
+        return
+    storage.set_trial_user_attr(trial_id, "status", "failed")
+    storage.set_trial_user_attr(trial_id, "reason", "the database connection was lost while "
+                                "its result was stored; a new slot replaces it")
+    if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+        _replace_failed(study, storage.get_trial(trial_id))
+
+
 def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
          callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
          show_progress_bar: bool = False) -> int:
@@ -179,8 +221,14 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     ran: list[int] = []
     failures: list[FrozenTrial] = []
+    in_flight: list[int] = []  # id of the trial this worker runs, until its result is stored
+
+    def tracked(trial: optuna.trial.Trial) -> Any:
+        in_flight[:] = [trial._trial_id]
+        return objective(trial)
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
+        in_flight.clear()
         ran.append(trial.number)
         if trial.state == TrialState.FAIL and trial.user_attrs.get("status") != "diverged":
             failures.append(trial)
@@ -193,16 +241,28 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     storage_errors = 0
     try:
         while len(failures) < MAX_FAILURES_IN_A_ROW:
-            waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
             try:
-                study.optimize(objective, n_trials=max(waiting, 1), catch=(Exception,),
-                               callbacks=[count, _replace_failed, *callbacks],
-                               show_progress_bar=show_progress_bar and waiting > 0,
-                               gc_after_trial=False)
-            except _NoSlot:
-                if not _await_stragglers(study):
-                    break
-            except optuna.exceptions.StorageInternalError:
+                if in_flight:  # its result was lost with the connection: fail and replace it
+                    _fail_lost_trial(study, in_flight[0])
+                    in_flight.clear()
+                waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+                try:
+                    study.optimize(tracked, n_trials=max(waiting, 1), catch=(Exception,),
+                                   callbacks=[count, _replace_failed, *callbacks],
+                                   show_progress_bar=show_progress_bar and waiting > 0,
+                                   gc_after_trial=False)
+                except _NoSlot:
+                    if not _await_stragglers(study):
+                        break
+            except Exception as exc:
+                if in_flight and _finished(study, in_flight[0]):
+                    # Its result could not be told because the trial was already finished:
+                    # failed as stale by another worker (its heartbeats were lost with the
+                    # connection) while it still ran; the retry is another slot. Go on.
+                    in_flight.clear()
+                    continue
+                if not _lost_storage(exc):
+                    raise
                 storage_errors += 1  # the database went away; pool_pre_ping reconnects
                 if storage_errors > 30:
                     raise

@@ -302,3 +302,45 @@ def test_killed_worker_trial_is_failed_and_retried(postgresql_db_url: str) -> No
     retried = study.trials[1]
     assert retried.state == TrialState.COMPLETE
     assert retried.params == dead.params and retried.value == dead.params["width"]
+
+
+def test_heartbeat_survives_a_lost_connection(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # Optuna's heartbeat thread ends at the first error; ours logs it and beats again.
+    storage = make_storage(f"sqlite:///{tmp_path / 'h.db'}", heartbeat_interval=1)
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    calls: list[int] = []
+
+    def down(self: optuna.storages.RDBStorage, trial_id: int) -> None:
+        calls.append(trial_id)
+        raise optuna.exceptions.StorageInternalError("server closed the connection")
+
+    with monkeypatch.context() as m:
+        m.setattr(optuna.storages.RDBStorage, "record_heartbeat", down)
+        storage.record_heartbeat(trial._trial_id)  # does not raise
+    assert calls == [trial._trial_id]
+    storage.record_heartbeat(trial._trial_id)  # the connection is back: recorded
+    assert storage._get_stale_trial_ids(study._study_id) == []
+
+
+def test_a_claim_without_any_heartbeat_turns_stale_after_the_grace_period(
+        tmp_path: Path) -> None:
+    # A claim whose worker never learned of it (the connection dropped as it was committed)
+    # has no heartbeat at all; Optuna alone would leave it RUNNING forever.
+    storage = make_storage(f"sqlite:///{tmp_path / 'o.db'}", heartbeat_interval=1,
+                           grace_period=1)
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"x": 0.5})
+    orphan = study.ask()  # RUNNING, no heartbeat recorded
+    alive = study.ask()
+    assert storage._get_stale_trial_ids(study._study_id) == []  # too young to judge
+    time.sleep(1.6)
+    storage.record_heartbeat(alive._trial_id)  # a live worker keeps beating
+    assert storage._get_stale_trial_ids(study._study_id) == [orphan._trial_id]
+    optuna.storages.fail_stale_trials(study)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert states[alive.number] == optuna.trial.TrialState.RUNNING
+    retries = [t for t in study.get_trials() if t.system_attrs.get("failed_trial") == 0]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.WAITING

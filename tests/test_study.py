@@ -122,3 +122,93 @@ def test_plain_optuna_script_usage() -> None:
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state == TrialState.COMPLETE
     assert set(study.trials[0].params) == {"depth_multiplier", "width_multiplier", "se_ratio"}
+
+
+def test_lost_storage_is_recognised_through_masking_exceptions() -> None:
+    from neuromosaic_optuna.study import _lost_storage
+
+    def masked() -> None:
+        # What Optuna's trial loop does when the database is down while it records a result:
+        # the StorageInternalError is replaced by an UnboundLocalError raised in ``finally``.
+        try:
+            raise optuna.exceptions.StorageInternalError("connection refused")
+        finally:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")
+
+    with pytest.raises(UnboundLocalError) as info:
+        masked()
+    assert _lost_storage(info.value)
+    assert _lost_storage(optuna.exceptions.StorageInternalError("x"))
+    assert not _lost_storage(UnboundLocalError("a real bug"))
+    try:
+        try:
+            raise ValueError("objective bug")
+        except ValueError as exc:
+            raise RuntimeError("wrapped") from exc
+    except RuntimeError as exc:
+        assert not _lost_storage(exc)
+
+
+def test_a_result_lost_with_the_database_is_failed_and_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuromosaic_optuna.storage import make_storage
+    from neuromosaic_optuna.study import open_slots, work
+
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    config = nm.load_config({"name": "lost", "architecture_type": "nasbench201",
+                             "objectives": ["accuracy"], "dataset": "cifar10", "max_trials": 4,
+                             "search_space": {f"edge_{a}_{b}": ops for a, b in
+                                              ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}})
+    study = nm.create_study(config, storage=make_storage(f"sqlite:///{tmp_path / 'l.db'}"))
+    open_slots(study, 4)
+    backend = study._storage._backend  # type: ignore[attr-defined]
+    original = backend.set_trial_state_values
+    lost: list[int] = []
+
+    def flaky(trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state == TrialState.COMPLETE and len(lost) < 1 and trial_id > 0:
+            lost.append(trial_id)  # the connection drops while the second result is stored
+            raise optuna.exceptions.StorageInternalError("server closed the connection")
+        return bool(original(trial_id, state, values))
+
+    monkeypatch.setattr(backend, "set_trial_state_values", flaky)
+    work(study, nm.Objective(config))
+    trials = study.get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) == 4
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    (failed,) = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed._trial_id == lost[0]
+    assert failed.user_attrs["status"] == "failed"
+    assert "connection was lost" in failed.user_attrs["reason"]
+    replacement = [t for t in trials if t.user_attrs.get("replaces") == failed.number]
+    assert len(replacement) == 1 and replacement[0].state == TrialState.COMPLETE
+
+
+def test_a_trial_failed_as_stale_while_it_still_ran_does_not_stop_the_worker(
+        tmp_path: Path) -> None:
+    from neuromosaic_optuna.storage import make_storage
+    from neuromosaic_optuna.study import open_slots, work
+
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    config = nm.load_config({"name": "stale", "architecture_type": "nasbench201",
+                             "objectives": ["accuracy"], "dataset": "cifar10", "max_trials": 3,
+                             "search_space": {f"edge_{a}_{b}": ops for a, b in
+                                              ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}})
+    study = nm.create_study(config, storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
+    open_slots(study, 3)
+    inner = nm.Objective(config)
+    taken: list[int] = []
+
+    def objective(trial: optuna.trial.Trial) -> Any:
+        if not taken:  # another worker fails it as stale (as fail_stale_trials does) and
+            taken.append(trial.number)  # its retry callback opens a new WAITING trial
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            study.enqueue_trial({}, user_attrs={"slot": True})
+        return inner(trial)
+
+    work(study, objective)
+    states = [t.state for t in study.get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3
+    assert states.count(TrialState.FAIL) == 1 and study.trials[taken[0]].state == TrialState.FAIL
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
