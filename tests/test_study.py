@@ -149,16 +149,21 @@ def test_lost_storage_is_recognised_through_masking_exceptions() -> None:
         assert not _lost_storage(exc)
 
 
+def _nasbench_config(name: str, max_trials: int) -> nm.StudyConfig:
+    """A NAS-Bench-201 study: trials are table lookups, so a test measures coordination."""
+    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    edges = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
+    return nm.load_config({"name": name, "architecture_type": "nasbench201",
+                           "objectives": ["accuracy"], "dataset": "cifar10",
+                           "max_trials": max_trials, "search_space": dict.fromkeys(edges, ops)})
+
+
 def test_a_result_lost_with_the_database_is_failed_and_replaced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from neuromosaic_optuna.storage import make_storage
     from neuromosaic_optuna.study import open_slots, work
 
-    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-    config = nm.load_config({"name": "lost", "architecture_type": "nasbench201",
-                             "objectives": ["accuracy"], "dataset": "cifar10", "max_trials": 4,
-                             "search_space": {f"edge_{a}_{b}": ops for a, b in
-                                              ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}})
+    config = _nasbench_config("lost", 4)
     study = nm.create_study(config, storage=make_storage(f"sqlite:///{tmp_path / 'l.db'}"))
     open_slots(study, 4)
     backend = study._storage._backend  # type: ignore[attr-defined]
@@ -190,11 +195,7 @@ def test_a_trial_failed_as_stale_while_it_still_ran_does_not_stop_the_worker(
     from neuromosaic_optuna.storage import make_storage
     from neuromosaic_optuna.study import open_slots, work
 
-    ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-    config = nm.load_config({"name": "stale", "architecture_type": "nasbench201",
-                             "objectives": ["accuracy"], "dataset": "cifar10", "max_trials": 3,
-                             "search_space": {f"edge_{a}_{b}": ops for a, b in
-                                              ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))}})
+    config = _nasbench_config("stale", 3)
     study = nm.create_study(config, storage=make_storage(f"sqlite:///{tmp_path / 's.db'}"))
     open_slots(study, 3)
     inner = nm.Objective(config)
