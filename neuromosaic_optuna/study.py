@@ -370,6 +370,13 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
     (heartbeat interval, grace period, retries), the same in every process. ``objective``
     reuses the caller's :class:`Objective` (its dataset cache) in the calling process.
+
+    Example (not run as a doctest: it spawns processes)::
+
+        import neuromosaic_optuna as nm
+        config = nm.load_study_file("studies/quickstart.toml")
+        study = nm.run_workers(config, storage_url="sqlite:///nas.db", workers=2)
+        assert nm.count_finished(study) == config.max_trials
     """
     import multiprocessing
     import os
