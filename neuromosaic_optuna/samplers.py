@@ -52,6 +52,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
+from neuromosaic_optuna.space import unit_position
 
 __all__ = [
     "GenerationDiversity",
@@ -116,15 +117,6 @@ def default_population_size(n_trials: int | None) -> int:
 # --------------------------------------------------------------------------- diversity
 
 
-def _unit(value: Any, dist: BaseDistribution) -> float:
-    """Position of a numeric value in its distribution's range, in [0, 1] (log-aware)."""
-    low, high = float(dist.low), float(dist.high)  # type: ignore[attr-defined]
-    x = float(value)
-    if getattr(dist, "log", False):
-        low, high, x = math.log(low), math.log(high), math.log(max(x, 1e-300))
-    return 0.0 if high <= low else min(1.0, max(0.0, (x - low) / (high - low)))
-
-
 def _encode(params: Sequence[Mapping[str, Any]],
             distributions: Mapping[str, BaseDistribution]) -> tuple[np.ndarray, np.ndarray]:
     """Trials as a matrix: a category's index or a numeric unit position; NaN when missing."""
@@ -140,7 +132,7 @@ def _encode(params: Sequence[Mapping[str, Any]],
             if isinstance(dist, CategoricalDistribution):
                 codes[i, j] = dist.to_internal_repr(p[name])
             else:
-                codes[i, j] = _unit(p[name], dist)
+                codes[i, j] = unit_position(p[name], dist)
     return codes, categorical
 
 
@@ -286,7 +278,7 @@ def _neighbours(params: Mapping[str, Any], space: Mapping[str, BaseDistribution]
                 others = [others[i] for i in rng.choice(len(others), max_choices, replace=False)]
             out.extend({**params, name: c} for c in others)
         else:
-            u = _unit(params[name], dist)
+            u = unit_position(params[name], dist)
             for _ in range(numeric_steps):
                 moved = float(np.clip(u + rng.normal(0.0, step), 0.0, 1.0 - 1e-9))
                 value = _from_unit(moved, dist)

@@ -28,7 +28,7 @@ from optuna.distributions import (
 
 from neuromosaic_optuna.config import ConfigError
 
-__all__ = ["SearchSpace", "to_distribution"]
+__all__ = ["SearchSpace", "to_distribution", "unit_position"]
 
 
 def _is_int(value: Any) -> bool:
@@ -83,6 +83,23 @@ def to_distribution(entry: Any, path: str = "search_space") -> BaseDistribution:
         if len(entry) >= 2:
             return CategoricalDistribution(list(entry))
     raise ConfigError(path, "expected [low, high] or a list of choices")
+
+
+def unit_position(value: Any, dist: BaseDistribution) -> float:
+    """Position of a numeric value in its distribution's range, clipped to ``[0, 1]`` (log
+    scale when the distribution is ``log``); samplers and warm starts compare params with it.
+
+    Example:
+        >>> unit_position(160, IntDistribution(64, 256))
+        0.5
+        >>> round(unit_position(1e-3, FloatDistribution(1e-4, 1e-2, log=True)), 6)
+        0.5
+    """
+    low, high = float(dist.low), float(dist.high)  # type: ignore[attr-defined]
+    x = float(value)
+    if getattr(dist, "log", False):
+        low, high, x = math.log(low), math.log(high), math.log(max(x, 1e-300))
+    return 0.0 if high <= low else min(1.0, max(0.0, (x - low) / (high - low)))
 
 
 class SearchSpace:

@@ -75,7 +75,7 @@ from neuromosaic_optuna.pareto import (
     pareto_ranks,
     reference_point,
 )
-from neuromosaic_optuna.space import SearchSpace
+from neuromosaic_optuna.space import SearchSpace, unit_position
 from neuromosaic_optuna.storage import make_storage, mask_url
 
 if TYPE_CHECKING:
@@ -306,17 +306,8 @@ def _distance(a: Mapping[str, Any], b: Mapping[str, Any],
             if isinstance(dist, CategoricalDistribution):
                 total += float(a[name] != b[name])
             else:
-                total += abs(_unit(a[name], dist) - _unit(b[name], dist))
+                total += abs(unit_position(a[name], dist) - unit_position(b[name], dist))
     return total / max(1, len(dists))
-
-
-def _unit(value: float, dist: BaseDistribution) -> float:
-    """A number scaled to ``[0, 1]`` over its distribution (log scale when ``log``)."""
-    assert isinstance(dist, (IntDistribution, FloatDistribution))
-    low, high, x = float(dist.low), float(dist.high), float(value)
-    if dist.log:
-        low, high, x = math.log(low), math.log(high), math.log(x)
-    return 0.0 if high <= low else (x - low) / (high - low)
 
 
 def _diverse(candidates: list[_Candidate], k: int,
@@ -362,7 +353,7 @@ def _encode(params: Sequence[Mapping[str, Any]],
                     block[row, int(dist.to_internal_repr(p[name]))] = 1.0
             columns.append(block)
         else:
-            columns.append(np.array([[_unit(p[name], dist) if name in p else -1.0]
+            columns.append(np.array([[unit_position(p[name], dist) if name in p else -1.0]
                                      for p in params]).reshape(len(params), 1))
     return np.hstack(columns) if columns else np.zeros((len(params), 0))
 
