@@ -306,7 +306,8 @@ class _ResilientRDBStorage(optuna.storages.RDBStorage):
     Optuna's heartbeat thread ends at the first error of ``record_heartbeat``; a trial that
     keeps training would then look stale after the grace period (and be retried while it
     still runs), or never get a heartbeat at all. Here a failed beat is logged and the next
-    one tries again.
+    one tries again, and a RUNNING trial that never got any heartbeat counts as stale once
+    the grace period is over (see :meth:`_get_stale_trial_ids`).
     """
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
@@ -324,11 +325,12 @@ class _ResilientRDBStorage(optuna.storages.RDBStorage):
             now = datetime.datetime.now()  # trials store the worker's local, naive time
             session = self.scoped_session()
             try:
-                running = (session.query(models.TrialModel)
-                           .filter(models.TrialModel.state == TrialState.RUNNING)
-                           .filter(models.TrialModel.study_id == study_id).all())
-                orphans = [int(t.trial_id) for t in running
-                           if not t.heartbeats and t.datetime_start is not None
+                without_heartbeat = (session.query(models.TrialModel)
+                                     .filter(models.TrialModel.state == TrialState.RUNNING)
+                                     .filter(models.TrialModel.study_id == study_id)
+                                     .filter(~models.TrialModel.heartbeats.any()).all())
+                orphans = [int(t.trial_id) for t in without_heartbeat
+                           if t.datetime_start is not None
                            and (now - t.datetime_start).total_seconds() > grace]
             finally:
                 session.close()

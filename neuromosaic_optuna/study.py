@@ -157,23 +157,19 @@ def _await_stragglers(study: optuna.Study) -> bool:
             fail_stale_trials(study)
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    """True when an exception of type ``kind`` is anywhere in ``exc``'s chain. Optuna's trial
-    loop can mask the real error, e.g. with an ``UnboundLocalError`` or ``AssertionError``
-    raised in its ``finally`` when it could not record a trial's result."""
+def _lost_storage(exc: BaseException) -> bool:
+    """True when ``exc`` comes from a lost database connection: a ``StorageInternalError``
+    anywhere in its chain. Optuna's trial loop can mask one, e.g. with an
+    ``UnboundLocalError`` or ``AssertionError`` raised in its ``finally`` when it could not
+    record a trial's result."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
+        if isinstance(current, optuna.exceptions.StorageInternalError):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
-
-
-def _lost_storage(exc: BaseException) -> bool:
-    """True when ``exc`` comes from a lost database connection."""
-    return _caused_by(exc, optuna.exceptions.StorageInternalError)
 
 
 def _finished(study: optuna.Study, trial_id: int) -> bool:
