@@ -136,6 +136,23 @@ def _encode(params: Sequence[Mapping[str, Any]],
     return codes, categorical
 
 
+def _distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Normalized distances between the rows of two :func:`_encode` matrices (the distance
+    :func:`population_diversity` describes), shape ``(len(a), len(b))``."""
+    total = np.zeros((len(a), len(b)))
+    counted = np.zeros_like(total)
+    for j in range(a.shape[1]):
+        have_a, have_b = ~np.isnan(a[:, j]), ~np.isnan(b[:, j])
+        either = have_a[:, None] | have_b[None, :]
+        both = have_a[:, None] & have_b[None, :]
+        diff = np.abs(a[:, j][:, None] - b[:, j][None, :])
+        if categorical[j]:
+            diff = (diff > 0).astype(float)
+        total += np.where(both, np.nan_to_num(diff), np.where(either, 1.0, 0.0))
+        counted += either
+    return np.divide(total, counted, out=np.zeros_like(total), where=counted > 0)
+
+
 def population_diversity(params: Sequence[Mapping[str, Any]],
                          distributions: Mapping[str, BaseDistribution]) -> float:
     """Mean pairwise normalized distance between the parameter sets of a population.
@@ -169,22 +186,8 @@ def population_diversity(params: Sequence[Mapping[str, Any]],
     if missing:
         raise KeyError(f"no distribution for parameter(s) {', '.join(sorted(missing))}")
     codes, categorical = _encode(params, distributions)
-    total = np.zeros((len(params), len(params)))
-    counted = np.zeros_like(total)
-    for j in range(codes.shape[1]):
-        col = codes[:, j]
-        have = ~np.isnan(col)
-        either = have[:, None] | have[None, :]
-        both = have[:, None] & have[None, :]
-        diff = np.abs(col[:, None] - col[None, :])
-        if categorical[j]:
-            diff = (diff > 0).astype(float)
-        total += np.where(both, np.nan_to_num(diff), np.where(either, 1.0, 0.0))
-        counted += either
     upper = np.triu_indices(len(params), k=1)
-    pair = np.divide(total[upper], counted[upper], out=np.zeros(len(upper[0])),
-                     where=counted[upper] > 0)
-    return float(pair.mean())
+    return float(_distances(codes, codes, categorical)[upper].mean())
 
 
 def _trial_generation(trial: FrozenTrial) -> int | None:
@@ -568,12 +571,9 @@ class ParetoSampler(NSGAIISampler):
         tried = [p for p in tried if all(name in p for name in search_space)]
         if not pool or not tried or self._min_distance <= 0:
             return pool
-        names = {name: search_space[name] for name in search_space}
-        cand, categorical = _encode(pool, names)
-        seen, _ = _encode([{n: p[n] for n in names} for p in tried], names)
-        diff = np.abs(cand[:, None, :] - seen[None, :, :])
-        diff[:, :, categorical] = diff[:, :, categorical] > 0
-        nearest = diff.mean(axis=2).min(axis=1)
+        cand, categorical = _encode(pool, search_space)
+        seen, _ = _encode(tried, search_space)
+        nearest = _distances(cand, seen, categorical).min(axis=1)
         return [p for p, d in zip(pool, nearest, strict=True) if d >= self._min_distance]
 
     def _best_candidate(self, done: list[FrozenTrial], loss: np.ndarray, feasible: np.ndarray,
