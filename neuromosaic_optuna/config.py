@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
 
 if sys.version_info >= (3, 11):
@@ -58,15 +59,6 @@ __all__ = [
     "parse_count",
     "parse_duration",
 ]
-
-
-class ConfigError(ValueError):
-    """A study file or dict is invalid. ``str(err)`` is one line: ``field.path: what to do``."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
 
 
 # --------------------------------------------------------------------------- units

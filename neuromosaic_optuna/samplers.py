@@ -50,7 +50,8 @@ from optuna.samplers.nsgaii import BaseCrossover
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from neuromosaic_optuna.config import ConfigError, StudyConfig
+from neuromosaic_optuna.config import StudyConfig
+from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
 from neuromosaic_optuna.space import unit_position
 
@@ -75,10 +76,6 @@ GENERATION_ATTR = "generation"
 _GENERATION_SUFFIX = ":generation"  # NSGA-II's own system attribute, e.g. "NSGAIISampler:..."
 _STATES_WITH_PARAMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
                        TrialState.WAITING, TrialState.FAIL)
-
-
-class PrematureConvergenceWarning(UserWarning):
-    """The population of a genetic search has collapsed onto few architectures."""
 
 
 class GenerationDiversity(NamedTuple):

@@ -44,7 +44,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from neuromosaic_optuna.config import ConfigError
+from neuromosaic_optuna.exceptions import StorageError
 
 __all__ = [
     "ENV_VAR",
@@ -66,14 +66,6 @@ _FORMS = ("expected sqlite:///FILE.db, postgresql://USER:PASSWORD@HOST:PORT/DB o
           "file ending in .log")
 
 _Kind = Literal["memory", "sqlite", "rdb", "journal"]
-
-
-class StorageError(ConfigError):
-    """The storage URL cannot be used. ``str(err)`` is one line, ``--storage: <what to do>``,
-    with any password masked."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("--storage", message)
 
 
 # --------------------------------------------------------------------------- choosing

@@ -19,15 +19,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from neuromosaic_optuna.exceptions import DivergedError
+
 __all__ = ["DivergedError", "TrainResult", "evaluate_accuracy", "train_model"]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 #: ``augment(model, x, y, generator) -> x`` applied to every training batch (e.g. noise).
 BatchAugment = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
-
-
-class DivergedError(RuntimeError):
-    """Training produced a NaN or infinite loss; ``str()`` says at which epoch and step."""
 
 
 @dataclass

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from neuromosaic_optuna.exceptions import ArchitectureError
+
 if TYPE_CHECKING:  # torch is imported lazily so the CLI answers --help fast
     from torch import nn
 
@@ -30,10 +32,6 @@ __all__ = [
     "register_model",
     "register_tabular",
 ]
-
-
-class ArchitectureError(ValueError):
-    """The parameters describe an architecture that cannot be built; ``str()`` is the reason."""
 
 
 @dataclass(frozen=True)
