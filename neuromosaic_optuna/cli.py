@@ -8,7 +8,6 @@ to a storage.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -218,24 +217,9 @@ def _load(args: argparse.Namespace) -> StudyConfig:
 
 
 def _fmt(metric: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    from neuromosaic_optuna.metrics import METRICS
+    from neuromosaic_optuna.units import format_metric
 
-    unit = METRICS[metric].unit if metric in METRICS else ""
-    if unit == "fraction":
-        return f"{value:.4f}"
-    if unit == "seconds":
-        return f"{value * 1e3:.2f}ms"
-    if unit in ("count", "bytes"):
-        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-            if abs(value) >= div:
-                return f"{value / div:.3g}{suffix}" + ("B" if unit == "bytes" else "")
-        return f"{value:.0f}" + ("B" if unit == "bytes" else "")
-    return f"{value:.4g}"
+    return format_metric(metric, value, compact=True)
 
 
 def _table(rows: list[list[str]]) -> str:

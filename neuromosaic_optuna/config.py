@@ -40,6 +40,13 @@ from typing import Any
 
 from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.units import (
+    finite_number,
+    parse_bytes,
+    parse_count,
+    parse_duration,
+    parse_metric_value,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,88 +70,12 @@ __all__ = [
 
 # --------------------------------------------------------------------------- units
 
-_COUNT_SUFFIX = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12}
-_TIME_SUFFIX = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
-_BYTE_SUFFIX = {
-    "B": 1.0, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
-    "KIB": 2.0**10, "MIB": 2.0**20, "GIB": 2.0**30, "TIB": 2.0**40,
-}
-_NUMBER = r"([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)"
-
 #: ``budget = "small" | "large"`` in the seed's transfer experiment, as trials and epochs.
 BUDGET_WORDS: dict[str, dict[str, int]] = {
     "small": {"max_trials": 30, "epochs": 2},
     "medium": {"max_trials": 60, "epochs": 4},
     "large": {"max_trials": 100, "epochs": 8},
 }
-
-
-def _finite_number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(path, f"expected a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(path, f"expected a finite number, got {value!r}")
-    return float(value)
-
-
-def _parse_unit(value: Any, path: str, suffixes: Mapping[str, float], example: str,
-                upper: bool) -> float:
-    if isinstance(value, str):
-        m = re.fullmatch(_NUMBER + r"\s*([A-Za-zµ]*)", value.strip())
-        suffix = (m.group(2).upper() if upper else m.group(2)) if m else None
-        if m is None or suffix is None or suffix not in suffixes:
-            raise ConfigError(path, f"cannot read {value!r}; write a number with a unit, e.g. "
-                              f"{example} (units: {', '.join(k for k in suffixes if k)})")
-        number = float(m.group(1)) * suffixes[suffix]
-    else:
-        number = _finite_number(value, path)
-    if number < 0:
-        raise ConfigError(path, f"must not be negative, got {value!r}")
-    return number
-
-
-def parse_count(value: Any, path: str = "value") -> float:
-    """Parse a count such as ``"10M"``, ``"1.5G"``, ``"500K"`` or a plain number.
-
-    Example:
-        >>> parse_count("1.5G")
-        1500000000.0
-    """
-    return _parse_unit(value, path, _COUNT_SUFFIX, '"10M"', upper=True)
-
-
-def parse_duration(value: Any, path: str = "value") -> float:
-    """Parse a duration such as ``"100ms"`` or ``"2s"`` into seconds (plain numbers: seconds).
-
-    Example:
-        >>> parse_duration("100ms")
-        0.1
-    """
-    return _parse_unit(value, path, _TIME_SUFFIX, '"100ms"', upper=False)
-
-
-def parse_bytes(value: Any, path: str = "value") -> float:
-    """Parse a size such as ``"64MB"`` or ``"1GiB"`` into bytes (plain numbers: bytes).
-
-    Example:
-        >>> parse_bytes("2KiB")
-        2048.0
-    """
-    return _parse_unit(value, path, _BYTE_SUFFIX, '"64MB"', upper=True)
-
-
-def _parse_metric_value(metric: str, value: Any, path: str) -> float:
-    unit = METRICS[metric].unit
-    if unit == "seconds":
-        return parse_duration(value, path)
-    if unit == "bytes":
-        return parse_bytes(value, path)
-    if unit == "fraction":
-        number = _finite_number(value, path)
-        if not 0.0 <= number <= 1.0:
-            raise ConfigError(path, f"is a fraction in [0, 1] (0.75 means 75%), got {value!r}")
-        return number
-    return parse_count(value, path)
 
 
 # --------------------------------------------------------------------------- specs
@@ -292,7 +223,7 @@ def _expect_int(value: Any, path: str, *, low: int = 1, high: int = 10**9) -> in
 
 def _expect_float(value: Any, path: str, *, low: float = 0.0, high: float = math.inf,
                   open_low: bool = False) -> float:
-    number = _finite_number(value, path)
+    number = finite_number(value, path)
     if number < low or (open_low and number == low) or number > high:
         bound = f"> {low}" if open_low else f">= {low}"
         raise ConfigError(path, f"must be {bound}" + (f" and <= {high}" if high < math.inf else "")
@@ -317,8 +248,8 @@ def _check_space_entry(value: Any, path: str) -> None:
             return
         if "low" not in value or "high" not in value:
             raise ConfigError(path, "a range table needs both low and high")
-        low = _finite_number(value["low"], f"{path}.low")
-        high = _finite_number(value["high"], f"{path}.high")
+        low = finite_number(value["low"], f"{path}.low")
+        high = finite_number(value["high"], f"{path}.high")
         if low > high:
             raise ConfigError(path, f"low > high ({value['low']} > {value['high']}); swap them")
         if "step" in value:
@@ -335,7 +266,7 @@ def _check_space_entry(value: Any, path: str) -> None:
         raise ConfigError(path, hint)
     if len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                for v in value):
-        low, high = (_finite_number(v, path) for v in value)
+        low, high = (finite_number(v, path) for v in value)
         if low > high:
             raise ConfigError(path, f"low > high ({value[0]} > {value[1]}); swap them")
         return
@@ -484,7 +415,7 @@ def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
                 raise ConfigError(f"{p}.{sorted(unknown)[0]}", "unknown key; allowed: weight")
             if "weight" not in entry:
                 raise ConfigError(p, "needs a weight, e.g. {weight = 1.0}")
-            weight = _finite_number(entry["weight"], f"{p}.weight")
+            weight = finite_number(entry["weight"], f"{p}.weight")
             direction = METRICS[name].direction
             if weight == 0 or (weight > 0) != (direction == "maximize"):
                 sign = "positive" if direction == "maximize" else "negative"
@@ -506,7 +437,7 @@ def _parse_constraint(key: str, value: Any, path: str) -> Constraint:
         raise ConfigError(path, "unknown constraint; write max_<metric> or min_<metric> with a "
                           f"metric among: {', '.join(sorted(METRICS))}")
     kind, metric = m.group(1), m.group(2)
-    return Constraint(key, metric, kind, _parse_metric_value(metric, value, path), value)
+    return Constraint(key, metric, kind, parse_metric_value(metric, value, path), value)
 
 
 def _parse_task(value: Any, path: str) -> dict[str, Any]:

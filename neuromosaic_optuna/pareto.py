@@ -37,8 +37,9 @@ from numpy.typing import ArrayLike
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from neuromosaic_optuna.config import ConfigError, parse_bytes, parse_count, parse_duration
+from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.units import parse_metric_text
 
 _optuna_rank: Callable[[np.ndarray], np.ndarray] | None
 try:
@@ -606,30 +607,6 @@ class OperatingPoint(NamedTuple):
 _OPERATING_POINT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*([^<>=\s].*?)\s*")
 
 
-def _parse_bound(metric: str, raw: str, unit: str | None) -> float:
-    parse = {"seconds": parse_duration, "bytes": parse_bytes, "count": parse_count,
-             "per_second": parse_count, "ratio": parse_count}.get(unit or "")
-    if parse is not None:
-        try:
-            return parse(raw, _OPTION)
-        except ConfigError as exc:
-            raise ConfigError(_OPTION, f"bound of {metric!r}: {exc.message}") from None
-    percent = unit == "fraction" and raw.endswith("%")
-    try:
-        number = float(raw[:-1] if percent else raw)
-    except ValueError:
-        example = "0.9 or 90%" if unit == "fraction" else "a plain number"
-        raise ConfigError(_OPTION, f"cannot read the bound {raw!r} of {metric!r}; "
-                          f"write {example}") from None
-    number = number / 100.0 if percent else number
-    if not math.isfinite(number):
-        raise ConfigError(_OPTION, f"the bound of {metric!r} must be finite, got {raw!r}")
-    if unit == "fraction" and not 0.0 <= number <= 1.0:
-        raise ConfigError(_OPTION, f"{metric!r} is a fraction in [0, 1] (0.9 or 90%), "
-                          f"got {raw!r}")
-    return number
-
-
 def parse_operating_point(text: str, *, known: Iterable[str] = ()) -> OperatingPoint:
     """Parse ``"<metric><op><bound>"``, e.g. ``"latency<=20ms"`` or ``"accuracy>=0.9"``.
 
@@ -663,7 +640,11 @@ def parse_operating_point(text: str, *, known: Iterable[str] = ()) -> OperatingP
     if info is None and metric not in set(known):
         names = sorted(set(METRICS) | set(known))
         raise ConfigError(_OPTION, f"unknown metric {metric!r}; known: {', '.join(names)}")
-    return OperatingPoint(metric, op, _parse_bound(metric, raw, info.unit if info else None))
+    try:
+        bound = parse_metric_text(metric, raw, _OPTION)
+    except ConfigError as exc:
+        raise ConfigError(_OPTION, f"bound of {metric!r}: {exc.message}") from None
+    return OperatingPoint(metric, op, bound)
 
 
 # --------------------------------------------------------------------------- studies

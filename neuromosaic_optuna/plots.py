@@ -65,6 +65,7 @@ from neuromosaic_optuna.pareto import (
     reference_point,
 )
 from neuromosaic_optuna.pareto import operating_point as find_operating_point
+from neuromosaic_optuna.units import format_metric
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -144,54 +145,6 @@ def _axis(metric: str) -> tuple[float, str]:
     if unit == "bytes":
         return 1e-6, f"{metric.replace('_', ' ')} (MB)"
     return 1.0, metric.replace("_", " ")
-
-
-def format_metric(name: str, value: float | None) -> str:
-    """Format a metric value in its unit, for tables, notes and hover text.
-
-    Fractions become percent, seconds milliseconds, bytes kB/MB/GB, counts get K/M/G
-    suffixes (``flops`` as MACs).
-
-    Args:
-        name: The metric's name (units from :data:`neuromosaic_optuna.metrics.METRICS`).
-        value: The stored value; None or NaN gives ``"-"``.
-
-    Returns:
-        A short string.
-
-    Example:
-        >>> format_metric("accuracy", 0.9123), format_metric("latency", 0.0123)
-        ('91.23%', '12.30 ms')
-        >>> format_metric("flops", 9.87e6), format_metric("memory", 331776.0)
-        ('9.87M MACs', '331.8 kB')
-    """
-    if value is None or isinstance(value, bool):
-        return "-"
-    value = float(value)
-    if math.isnan(value):
-        return "-"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    unit = METRICS[name].unit if name in METRICS else ""
-    if unit == "fraction":
-        return f"{100 * value:.2f}%"
-    if unit == "seconds":
-        return f"{1e3 * value:.2f} ms" if abs(value) < 10 else f"{value:.1f} s"
-    if unit == "bytes":
-        for div, suffix in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-            if abs(value) >= div:
-                return f"{value / div:.1f} {suffix}"
-        return f"{value:.0f} B"
-    if unit == "per_second":
-        return f"{value:.1f} images/s"
-    if unit == "count":
-        text = f"{value:.0f}"
-        for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-            if abs(value) >= div:
-                text = f"{value / div:.3g}{suffix}"
-                break
-        return f"{text} MACs" if name == "flops" else text
-    return f"{value:.4g}"
 
 
 def _short(value: Any) -> str:
