@@ -231,6 +231,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _print_results(study: Any, config: StudyConfig, storage_url: str) -> None:
+    from neuromosaic_optuna.record import metric_value
     from neuromosaic_optuna.storage import dashboard_command, mask_url
     from neuromosaic_optuna.study import best_or_front, summary_counts
 
@@ -250,9 +251,8 @@ def _print_results(study: Any, config: StudyConfig, storage_url: str) -> None:
         print(f"{title} ({len(front)}):")
         rows = [["trial", *shown]]
         for t in front:
-            metrics = {**t.user_attrs.get("metrics", {}),
-                       **dict(zip(config.metric_names, t.values or [], strict=False))}
-            rows.append([str(t.number), *(_fmt(m, metrics.get(m)) for m in shown)])
+            rows.append([str(t.number),
+                         *(_fmt(m, metric_value(t, m, config.metric_names)) for m in shown)])
         print(_table(rows))
     else:
         print(f"{title}: none yet (no feasible completed trial)")
@@ -376,6 +376,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _print_front(study: Any, config: StudyConfig, points: Sequence[str] = ()) -> None:
     """The front with ranks and the knee, the hypervolume, infeasible counts, operating points."""
     from neuromosaic_optuna.pareto import operating_point, pareto_info, parse_operating_point
+    from neuromosaic_optuna.record import metrics_of
 
     parsed = [parse_operating_point(p) for p in points]  # bad text fails before printing
     info = pareto_info(study)
@@ -385,7 +386,7 @@ def _print_front(study: Any, config: StudyConfig, points: Sequence[str] = ()) ->
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for i in info.front:
         number = int(info.trial_numbers[i])
-        metrics = by_number[number].user_attrs.get("metrics", {})
+        metrics = metrics_of(by_number[number])
         rows.append([str(number), str(int(info.ranks[i])),
                      *(_fmt(m, v) for m, v in zip(names, info.values[i], strict=True)),
                      *(_fmt(m, metrics.get(m)) for m in extra),

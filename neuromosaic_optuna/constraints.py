@@ -18,6 +18,7 @@ import optuna
 
 from neuromosaic_optuna.config import Constraint
 from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.record import is_feasible
 
 __all__ = ["constraint_values", "cost_violations", "is_feasible", "set_constraints"]
 
@@ -55,8 +56,3 @@ def set_constraints(trial: optuna.trial.Trial, constraints: Iterable[Constraint]
             trial.set_constraint(c.name, value)
         values[c.name] = value
     return values
-
-
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    """True when every stored constraint of ``trial`` is ``<= 0`` (no constraints: True)."""
-    return all(v <= 0 for v in trial.constraints.values())

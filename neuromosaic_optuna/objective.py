@@ -37,6 +37,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, load_study_file
 from neuromosaic_optuna.constraints import cost_violations, set_constraints
 from neuromosaic_optuna.metrics import METRICS, efficiency_metrics
+from neuromosaic_optuna.record import write_metrics, write_result
 from neuromosaic_optuna.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class Objective:
             return self._finish(trial, metrics, architecture, "rejected", reason)
 
         # Costs are known now: store them before training, so pruners can judge the trial.
-        trial.set_user_attr("metrics", {k: _json_float(v) for k, v in metrics.items()})
+        write_metrics(trial, metrics)
         curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
@@ -369,14 +370,7 @@ class Objective:
     def _store(trial: optuna.trial.Trial, metrics: Mapping[str, float],
                architecture: Mapping[str, Any], status: str, reason: str | None,
                curve: list[float] | None = None) -> None:
-        trial.set_user_attr("metrics", {k: _json_float(v) for k, v in metrics.items()})
-        trial.set_user_attr("architecture", dict(architecture))
-        trial.set_user_attr("status", status)
-        trial.set_user_attr("worker", worker_id())
-        if curve is not None:
-            trial.set_user_attr("curve", [round(v, 6) for v in curve])
-        if reason:
-            trial.set_user_attr("reason", reason)
+        write_result(trial, metrics, architecture, status, reason, curve, worker=worker_id())
 
 
 def worker_id() -> str:
@@ -402,8 +396,3 @@ def split_tensors(ds: Any, limit: int = 1000) -> tuple[Any, Any]:
         return ds.tensors[0], ds.tensors[1]
     items = [ds[i] for i in range(min(len(ds), limit))]
     return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
-
-
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None

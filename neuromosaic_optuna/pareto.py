@@ -39,6 +39,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.record import is_feasible, metric_names, metric_value
+from neuromosaic_optuna.record import violation as trial_violation
 from neuromosaic_optuna.units import parse_metric_text
 
 _optuna_rank: Callable[[np.ndarray], np.ndarray] | None
@@ -690,29 +692,6 @@ class ParetoInfo:
         return [int(x) for x in self.trial_numbers[self.front]]
 
 
-def _study_names(study: optuna.Study) -> list[str]:
-    names = study.metric_names
-    return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
-def _metric_value(trial: FrozenTrial, name: str, names: list[str]) -> float | None:
-    if name in names and trial.values is not None:
-        value: object = trial.values[names.index(name)]
-    else:
-        metrics = trial.user_attrs.get("metrics")
-        value = metrics.get(name) if isinstance(metrics, dict) else None
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return None if math.isnan(value) else float(value)
-
-
-def _trial_violation(trial: FrozenTrial) -> tuple[bool, float]:
-    constraints = [float(c) for c in trial.constraints.values()]
-    if any(math.isnan(c) for c in constraints):
-        return False, math.inf
-    return all(c <= 0 for c in constraints), float(sum(c for c in constraints if c > 0))
-
-
 def _direction_of(name: str, names: list[str], directions: list[str]) -> str:
     if name in names:
         return directions[names.index(name)]
@@ -732,16 +711,16 @@ class _Table(NamedTuple):
 
 
 def _study_table(study: optuna.Study, metrics: Sequence[str] | None) -> _Table:
-    study_names = _study_names(study)
+    study_names = metric_names(study)
     study_dirs = [d.name.lower() for d in study.directions]
     names = study_names if metrics is None else list(metrics)
     directions = [_direction_of(n, study_names, study_dirs) for n in names]
     numbers, rows, feasible, violation = [], [], [], []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        row = [_metric_value(trial, n, study_names) for n in names]
+        row = [metric_value(trial, n, study_names) for n in names]
         if any(v is None for v in row):
             continue
-        feas, viol = _trial_violation(trial)
+        feas, viol = is_feasible(trial), trial_violation(trial)
         numbers.append(trial.number)
         rows.append(row)
         feasible.append(feas)
@@ -879,7 +858,7 @@ def operating_point(study: optuna.Study, constraint: str | OperatingPoint, *,
         >>> operating_point(study, "latency<=20ms").number
         1
     """
-    names = _study_names(study)
+    names = metric_names(study)
     directions = [d.name.lower() for d in study.directions]
     point = (constraint if isinstance(constraint, OperatingPoint)
              else parse_operating_point(constraint, known=names))
@@ -890,10 +869,10 @@ def operating_point(study: optuna.Study, constraint: str | OperatingPoint, *,
     best: FrozenTrial | None = None
     best_key = math.inf
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if not _trial_violation(trial)[0]:
+        if not is_feasible(trial):
             continue
-        bounded = _metric_value(trial, point.metric, names)
-        score = _metric_value(trial, objective, names)
+        bounded = metric_value(trial, point.metric, names)
+        score = metric_value(trial, objective, names)
         if bounded is None or score is None or not point.satisfied_by(bounded):
             continue
         if best is None or sign * score < best_key:

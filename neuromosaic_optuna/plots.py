@@ -65,6 +65,16 @@ from neuromosaic_optuna.pareto import (
     reference_point,
 )
 from neuromosaic_optuna.pareto import operating_point as find_operating_point
+from neuromosaic_optuna.record import (
+    STATUS,
+    architecture_of,
+    generation_of,
+    metric_names,
+    metric_value,
+    robustness_details,
+    robustness_metric,
+)
+from neuromosaic_optuna.record import trained as is_trained
 from neuromosaic_optuna.units import format_metric
 
 if TYPE_CHECKING:
@@ -183,11 +193,11 @@ def describe_architecture(architecture: Mapping[str, Any] | None,
 
 def _hover(study_name: str | None, trial: FrozenTrial, values: Mapping[str, float | None]) -> str:
     head = f"<b>trial {trial.number}</b>" + (f" ({study_name})" if study_name else "")
-    status = trial.user_attrs.get("status")
+    status = trial.user_attrs.get(STATUS)
     if status and status != "ok":
         head += f" — {status}"
     lines = [head, *(f"{k}: {format_metric(k, v)}" for k, v in values.items())]
-    arch = describe_architecture(trial.user_attrs.get("architecture"), trial.params)
+    arch = describe_architecture(architecture_of(trial), trial.params)
     if arch:
         lines += ["<i>architecture</i>", *arch]
     return "<br>".join(lines)
@@ -206,39 +216,15 @@ def _as_studies(study_or_studies: StudyOrStudies) -> list[optuna.Study]:
     return studies
 
 
-def _names(study: optuna.Study) -> list[str]:
-    names = study.metric_names
-    return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
-def _metric(trial: FrozenTrial, name: str, names: Sequence[str]) -> float | None:
-    """A metric of a trial: an objective value, else the user attribute ``metrics``."""
-    value: Any = None
-    if name in names and trial.values is not None:
-        value = trial.values[list(names).index(name)]
-    else:
-        metrics = trial.user_attrs.get("metrics")
-        if isinstance(metrics, Mapping):
-            value = metrics.get(name)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
 def _complete(study: optuna.Study) -> dict[int, FrozenTrial]:
     return {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
 
 
 def _has_metrics(study: optuna.Study, metrics: Sequence[str], *, minimum: int = 1) -> bool:
-    names = _names(study)
-    count = sum(all(_metric(t, m, names) is not None for m in metrics)
+    names = metric_names(study)
+    count = sum(all(metric_value(t, m, names) is not None for m in metrics)
                 for t in _complete(study).values())
     return count >= minimum
-
-
-def _trained(trial: FrozenTrial) -> bool:
-    return trial.user_attrs.get("status", "ok") == "ok"
 
 
 def _study_label(study: optuna.Study, studies: Sequence[optuna.Study]) -> str | None:
@@ -304,7 +290,7 @@ def accuracy_flops_info(study: optuna.Study, *, accuracy: str = "accuracy",
     on_front[pinfo.front] = True
     hover = [_hover(label, trials[int(n)], {accuracy: row[0], "flops": row[1]})
              for n, row in zip(pinfo.trial_numbers, pinfo.values, strict=True)]
-    trained = np.asarray([_trained(trials[int(n)]) for n in pinfo.trial_numbers], dtype=bool)
+    trained = np.asarray([is_trained(trials[int(n)]) for n in pinfo.trial_numbers], dtype=bool)
     return AccuracyFlopsInfo(study.study_name, pinfo.trial_numbers, pinfo.values[:, 1] * 1e-9,
                              pinfo.values[:, 0] * 100.0, on_front, pinfo.feasible, trained,
                              pinfo.knee_trial, hover)
@@ -456,16 +442,16 @@ def efficiency_info(study: optuna.Study, *, accuracy: str = "accuracy") -> Effic
         >>> {k: v.tolist() for k, v in info.metrics.items()}
         {'params': [2.0], 'latency': [4.0]}
     """
-    names = _names(study)
+    names = metric_names(study)
     front = set(pareto_info(study).front_trials)
     rows = [t for t in _complete(study).values()
-            if _trained(t) and _metric(t, accuracy, names) is not None]
+            if is_trained(t) and metric_value(t, accuracy, names) is not None]
     numbers = np.asarray([t.number for t in rows], dtype=int)
-    acc = np.asarray([_metric(t, accuracy, names) for t in rows], dtype=float) * 100.0
+    acc = np.asarray([metric_value(t, accuracy, names) for t in rows], dtype=float) * 100.0
     metrics: dict[str, np.ndarray] = {}
     titles: dict[str, str] = {}
     for name in EFFICIENCY_METRICS:
-        raw = [_metric(t, name, names) for t in rows]
+        raw = [metric_value(t, name, names) for t in rows]
         if any(v is not None for v in raw):
             scale, title = _axis(name)
             values = np.asarray([np.nan if v is None else v for v in raw], dtype=float)
@@ -593,7 +579,7 @@ def _surface_metrics(study: optuna.Study, metrics: Sequence[str] | None) -> list
         if len(metrics) != 3:
             raise ValueError(f"metrics: the Pareto surface needs 3 metrics, got {list(metrics)}")
         return list(metrics)
-    names = _names(study)
+    names = metric_names(study)
     return names if len(names) == 3 else list(SURFACE_METRICS)
 
 
@@ -666,7 +652,7 @@ def pareto_surface_info(study: optuna.Study, *, metrics: Sequence[str] | None = 
         metric_names=names, axis_titles=[_axis(m)[1] for m in names],
         trial_numbers=pinfo.trial_numbers, values=pinfo.values,
         display=pinfo.values * np.asarray(scales), ranks=pinfo.ranks, feasible=pinfo.feasible,
-        trained=np.asarray([_trained(trials[int(n)]) for n in pinfo.trial_numbers], dtype=bool),
+        trained=np.asarray([is_trained(trials[int(n)]) for n in pinfo.trial_numbers], dtype=bool),
         on_front=on_front, knee_row=knee, operating_row=op_row, operating_label=op_label,
         triangles=triangles, hover=hover)
 
@@ -781,27 +767,6 @@ class RobustnessInfo(NamedTuple):
     per_perturbation: np.ndarray
 
 
-def _details(trial: FrozenTrial) -> dict[str, float]:
-    """Single-perturbation accuracies ``<name>@<level>`` of a trial (means left out)."""
-    attr = trial.user_attrs.get("robustness")
-    details = attr.get("details") if isinstance(attr, Mapping) else None
-    if not isinstance(details, Mapping):
-        return {}
-    return {str(k): float(v) for k, v in details.items()
-            if "@" in str(k) and ":" not in str(k) and isinstance(v, (int, float))
-            and not isinstance(v, bool)}
-
-
-def _robust_value(trial: FrozenTrial, name: str, names: Sequence[str]) -> float | None:
-    value = _metric(trial, name, names)
-    if value is None:
-        attr = trial.user_attrs.get("robustness")
-        metrics = attr.get("metrics") if isinstance(attr, Mapping) else None
-        raw = metrics.get(name) if isinstance(metrics, Mapping) else None
-        value = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else None
-    return value
-
-
 def robustness_info(study: optuna.Study) -> RobustnessInfo:
     """Clean, robust and per-perturbation accuracy of every trained COMPLETE trial.
 
@@ -822,24 +787,24 @@ def robustness_info(study: optuna.Study) -> RobustnessInfo:
         >>> info.perturbations, info.per_perturbation.tolist(), info.robust
         (['fgsm@0.1', 'pgd@0.1'], [[40.0, 20.0]], {'adversarial_accuracy': array([30.])})
     """
-    names = _names(study)
+    names = metric_names(study)
     rows: list[FrozenTrial] = []
     for trial in _complete(study).values():
-        if not _trained(trial):
+        if not is_trained(trial):
             continue
-        has_robust = any(_robust_value(trial, m, names) is not None for m in ROBUST_METRICS)
-        if has_robust or _details(trial):
+        has_robust = any(robustness_metric(trial, m, names) is not None for m in ROBUST_METRICS)
+        if has_robust or robustness_details(trial):
             rows.append(trial)
-    clean = [(_robust_value(t, "clean_accuracy", names) if
-              _robust_value(t, "clean_accuracy", names) is not None
-              else _metric(t, "accuracy", names)) for t in rows]
+    clean = [(robustness_metric(t, "clean_accuracy", names) if
+              robustness_metric(t, "clean_accuracy", names) is not None
+              else metric_value(t, "accuracy", names)) for t in rows]
     robust: dict[str, np.ndarray] = {}
     for name in ROBUST_METRICS:
-        values = [_robust_value(t, name, names) for t in rows]
+        values = [robustness_metric(t, name, names) for t in rows]
         if any(v is not None for v in values):
             robust[name] = np.asarray([np.nan if v is None else 100 * v for v in values])
     keys: list[str] = []
-    details = [_details(t) for t in rows]
+    details = [robustness_details(t) for t in rows]
     for d in details:
         keys += [k for k in d if k not in keys]
     matrix = np.asarray([[100 * d[k] if k in d else np.nan for k in keys] for d in details],
@@ -994,13 +959,6 @@ class DiversityInfo(NamedTuple):
     counts: np.ndarray
 
 
-def _generation(trial: FrozenTrial) -> int | None:
-    for key, value in trial.system_attrs.items():
-        if key.endswith(":generation") and isinstance(value, int):
-            return value
-    return None
-
-
 def diversity_info(study: optuna.Study, *, window: int = 10) -> DiversityInfo:
     """Diversity of the proposed architectures per generation.
 
@@ -1031,7 +989,7 @@ def diversity_info(study: optuna.Study, *, window: int = 10) -> DiversityInfo:
     trials = _proposed(study)
     space = _param_space(trials)
     features = _param_features(trials, space)
-    gens = [_generation(t) for t in trials]
+    gens = [generation_of(t) for t in trials]
     if trials and all(g is not None for g in gens):
         grouping = "generation"
         labels = np.asarray(gens, dtype=int)
@@ -1137,11 +1095,11 @@ def plot_hypervolume(study_or_studies: StudyOrStudies, *,
 
     studies = _as_studies(study_or_studies)
     directions = [d.name.lower() for d in studies[0].directions]
-    names = _names(studies[0])
+    names = metric_names(studies[0])
     for s in studies[1:]:
-        if [d.name.lower() for d in s.directions] != directions or _names(s) != names:
+        if [d.name.lower() for d in s.directions] != directions or metric_names(s) != names:
             raise ValueError("study_or_studies: the studies have different objectives "
-                             f"({names} vs {_names(s)})")
+                             f"({names} vs {metric_names(s)})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if len(directions) == 1:
@@ -1295,15 +1253,15 @@ def architecture_map_info(study_or_studies: StudyOrStudies, *, iterations: int =
     cost_rows: list[dict[str, float | None]] = []
     knees: dict[str, int | None] = {}
     for study in studies:
-        names = _names(study)
+        names = metric_names(study)
         knees[study.study_name] = pareto_info(study).knee_trial if study.trials else None
         for t in _proposed(study):
             trials.append(t)
             labels.append(study.study_name)
-            ok = t.state == TrialState.COMPLETE and _trained(t)
-            acc = _metric(t, "accuracy", names) if ok else None
+            ok = t.state == TrialState.COMPLETE and is_trained(t)
+            acc = metric_value(t, "accuracy", names) if ok else None
             accuracy.append(np.nan if acc is None else acc)
-            cost_rows.append({m: _metric(t, m, names) for m in ("flops", "params", "latency")})
+            cost_rows.append({m: metric_value(t, m, names) for m in ("flops", "params", "latency")})
     space = _param_space(trials)
     features = _param_features(trials, space)
     xyz, stress = _sphere_embedding(features, iterations=iterations, seed=seed)
@@ -1529,10 +1487,10 @@ def available_figures(study: optuna.Study) -> list[str]:
     ids = []
     if _has_metrics(study, ["accuracy", "flops"]):
         ids.append("accuracy-vs-flops")
-    names = _names(study)
+    names = metric_names(study)
     trained = [t for t in _complete(study).values()
-               if _trained(t) and _metric(t, "accuracy", names) is not None]
-    if any(_metric(t, m, names) is not None for t in trained for m in EFFICIENCY_METRICS):
+               if is_trained(t) and metric_value(t, "accuracy", names) is not None]
+    if any(metric_value(t, m, names) is not None for t in trained for m in EFFICIENCY_METRICS):
         ids.append("efficiency-profile")
     if _has_metrics(study, _surface_metrics(study, None)):
         ids.append("pareto-surface")
@@ -1608,7 +1566,7 @@ def study_figures(study: optuna.Study, *, operating_point: str | OperatingPoint 
                 fig = (optuna.visualization.plot_param_importances(study)
                        if len(study.directions) > 1 else
                        optuna.visualization.plot_param_importances(
-                           study, target_name=_names(study)[0]))
+                           study, target_name=metric_names(study)[0]))
             fig.update_layout(font=_FONT, title="Parameter importances (Optuna, fANOVA)")
             figures["param-importances"] = fig
     if compact:

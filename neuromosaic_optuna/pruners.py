@@ -56,7 +56,6 @@ from optuna.pruners import BasePruner, NopPruner
 from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.config import ConfigError, StudyConfig
-from neuromosaic_optuna.constraints import is_feasible
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.pareto import (
     crowding_distance,
@@ -65,6 +64,7 @@ from neuromosaic_optuna.pareto import (
     pareto_info,
     pareto_ranks,
 )
+from neuromosaic_optuna.record import INTERMEDIATE, REASON, is_feasible, metric_value
 
 __all__ = [
     "DEFAULT_PRUNER",
@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 #: User attribute holding the reported curves: ``{metric: {str(step): value}}``.
-INTERMEDIATE_ATTR = "intermediate"
+INTERMEDIATE_ATTR = INTERMEDIATE
 #: Study user attribute set when a :class:`HypervolumeStagnationCallback` stops the study.
 STOPPED_ATTR = "stopped_by"
 #: Pruner used when a study file has no ``[pruner]`` table (see the module docstring).
@@ -222,14 +222,7 @@ def _cost(trial: FrozenTrial, name: str | None, objectives: _Objectives) -> floa
     """A known value of objective ``name``: a COMPLETE trial's value, else user attr metrics."""
     if name is None:
         return None
-    if trial.state == TrialState.COMPLETE and trial.values is not None:
-        value: Any = trial.values[objectives.names.index(name)]
-    else:
-        metrics = trial.user_attrs.get("metrics")
-        value = metrics.get(name) if isinstance(metrics, Mapping) else None
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return None if math.isnan(value) else float(value)
+    return metric_value(trial, name, objectives.names, values_only_when_complete=True)
 
 
 def _is_fraction(metric: str) -> bool:
@@ -695,7 +688,7 @@ def _decide(trial: optuna.trial.BaseTrial, pruner: BasePruner | None) -> Verdict
     for key, value in verdict.attrs.items():
         trial.set_user_attr(key, value)
     if verdict.prune:
-        trial.set_user_attr("reason", verdict.reason)
+        trial.set_user_attr(REASON, verdict.reason)
     return verdict
 
 

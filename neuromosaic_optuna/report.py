@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import math
 import socketserver
 import sys
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,16 @@ from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.pareto import OperatingPoint, ParetoInfo, operating_point, pareto_info
 from neuromosaic_optuna.plots import describe_architecture, format_metric, study_figures
+from neuromosaic_optuna.record import (
+    STATUS,
+    architecture_of,
+    metric_names,
+    metrics_of,
+    reason_of,
+    status_of,
+    trained,
+    violated_constraints,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -110,19 +121,9 @@ _MAX_ROWS = 60
 # --------------------------------------------------------------------------- study facts
 
 
-def _names(study: optuna.Study) -> list[str]:
-    names = study.metric_names
-    return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
 def _meta(study: optuna.Study) -> dict[str, Any]:
     meta = study.user_attrs.get("neuromosaic")
     return dict(meta) if isinstance(meta, Mapping) else {}
-
-
-def _metrics_of(trial: FrozenTrial) -> dict[str, float]:
-    metrics = trial.user_attrs.get("metrics")
-    return dict(metrics) if isinstance(metrics, Mapping) else {}
 
 
 def _constraint_bounds(study: optuna.Study, config: StudyConfig | None) -> dict[str, str]:
@@ -143,7 +144,7 @@ def _constraint_metric(name: str) -> str | None:
 def _constraint_lines(trial: FrozenTrial, bounds: Mapping[str, str]) -> list[str]:
     """One line per constraint: measured value, bound, signed margin, verdict."""
     lines = []
-    metrics = _metrics_of(trial)
+    metrics = metrics_of(trial)
     for name, margin in sorted(trial.constraints.items()):
         metric = _constraint_metric(name)
         measured = format_metric(metric, metrics.get(metric)) if metric else "-"
@@ -161,7 +162,7 @@ def _state_counts(study: optuna.Study) -> tuple[dict[str, int], dict[str, int]]:
         if t.state == TrialState.WAITING:
             continue
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
-        s = str(t.user_attrs.get("status", t.state.name.lower()))
+        s = status_of(t)
         status[s] = status.get(s, 0) + 1
     return states, status
 
@@ -172,7 +173,7 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 
 def _objectives_text(study: optuna.Study) -> str:
     return ", ".join(f"{n} ({d.name.lower()})"
-                     for n, d in zip(_names(study), study.directions, strict=True))
+                     for n, d in zip(metric_names(study), study.directions, strict=True))
 
 
 def _reference_text(info: ParetoInfo) -> str:
@@ -192,7 +193,7 @@ def _extra_metrics(study: optuna.Study, info: ParetoInfo) -> list[str]:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     present = set()
     for n in info.trial_numbers[info.front]:
-        present |= set(_metrics_of(trials[int(n)]))
+        present |= set(metrics_of(trials[int(n)]))
     return [m for m in wanted if m in present and m not in info.metric_names]
 
 
@@ -261,9 +262,8 @@ def study_note(study: optuna.Study, *, config: StudyConfig | None = None,
         lines.append("- **Pareto front**: no feasible complete trial yet")
     violations: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        for name, v in t.constraints.items():
-            if v > 0:
-                violations[name] = violations.get(name, 0) + 1
+        for name in violated_constraints(t):
+            violations[name] = violations.get(name, 0) + 1
     if violations:
         lines.append("- **Constraint violations**: " + ", ".join(
             f"{k}: {v} trial{'s' if v != 1 else ''}" for k, v in sorted(violations.items())))
@@ -294,9 +294,9 @@ def trial_note(trial: FrozenTrial, *, info: ParetoInfo | None = None,
         >>> print(trial_note(t, bounds={"max_params": "5M"}).splitlines()[0])
         **Status**: rejected — violates max_params = 5M
     """
-    status = str(trial.user_attrs.get("status", trial.state.name.lower()))
+    status = status_of(trial)
     head = f"**Status**: {status}"
-    reason = trial.user_attrs.get("reason")
+    reason = reason_of(trial)
     if reason:
         head += f" — {reason}"
     elif trial.state == TrialState.FAIL:
@@ -315,11 +315,11 @@ def trial_note(trial: FrozenTrial, *, info: ParetoInfo | None = None,
                 tags.append("infeasible")
             lines.append(f"**Pareto rank**: {int(info.ranks[r])}"
                          + (f" ({', '.join(tags)})" if tags else ""))
-    metrics = _metrics_of(trial)
+    metrics = metrics_of(trial)
     if metrics:
         lines += ["", "**Metrics**", ""]
         lines += [f"- {k}: {format_metric(k, v)}" for k, v in metrics.items()]
-    arch = describe_architecture(trial.user_attrs.get("architecture"), trial.params,
+    arch = describe_architecture(architecture_of(trial), trial.params,
                                  max_items=16)
     if arch:
         lines += ["", "**Architecture**", ""]
@@ -455,14 +455,14 @@ def _front_section(study: optuna.Study, info: ParetoInfo,
     for r in _front_rows(study, info):
         number = int(info.trial_numbers[r])
         trial = trials[number]
-        metrics = _metrics_of(trial)
+        metrics = metrics_of(trial)
         tags = []
         if number == info.knee_trial:
             tags.append('<span class="tag">knee</span>')
         if number == chosen_number:
             tags.append(f'<span class="tag">{_e(chosen[0])}</span>')
         arch = '<div class="arch">' + "; ".join(_e(x) for x in describe_architecture(
-            trial.user_attrs.get("architecture"), trial.params, max_items=8)) + "</div>"
+            architecture_of(trial), trial.params, max_items=8)) + "</div>"
         rows.append([str(number),
                      *(_e(format_metric(m, v)) for m, v in
                        zip(info.metric_names, info.values[r], strict=True)),
@@ -484,13 +484,13 @@ def _violations_section(study: optuna.Study, config: StudyConfig | None) -> str:
     per_constraint: dict[str, list[float]] = {}
     rows = []
     for t in study.get_trials(deepcopy=False):
-        bad = {k: v for k, v in t.constraints.items() if v > 0}
+        bad = violated_constraints(t)
         for k, v in bad.items():
             per_constraint.setdefault(k, []).append(v)
         if bad:
-            rows.append([str(t.number), _e(t.user_attrs.get("status", t.state.name.lower())),
+            rows.append([str(t.number), _e(status_of(t)),
                          "<br>".join(_e(line) for line in _constraint_lines(t, bounds)),
-                         _e(t.user_attrs.get("reason", ""))])
+                         _e(reason_of(t))])
     if not rows:
         text = ("No trial violated a constraint." if bounds or per_constraint
                 else "The study has no constraints.")
@@ -498,7 +498,7 @@ def _violations_section(study: optuna.Study, config: StudyConfig | None) -> str:
     summary_rows = []
     for name, margins in sorted(per_constraint.items()):
         metric = _constraint_metric(name)
-        worst = max(margins)
+        worst = max(margins, key=lambda v: math.inf if math.isnan(v) else v)
         summary_rows.append([_e(name), _e(bounds.get(name, "?")), str(len(margins)),
                              _e(format_metric(metric, worst) if metric else f"{worst:.4g}")])
     shown = rows[:_MAX_ROWS]
@@ -514,12 +514,12 @@ def _violations_section(study: optuna.Study, config: StudyConfig | None) -> str:
 def _untrained_section(study: optuna.Study) -> str:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        status = t.user_attrs.get("status")
-        if t.state in (TrialState.PRUNED, TrialState.FAIL) or status not in (None, "ok"):
+        status = t.user_attrs.get(STATUS)
+        if t.state in (TrialState.PRUNED, TrialState.FAIL) or not trained(t):
             if t.state in (TrialState.WAITING, TrialState.RUNNING):
                 continue
             rows.append([str(t.number), _e(t.state.name.lower()), _e(status or "-"),
-                         _e(t.user_attrs.get("reason", ""))])
+                         _e(reason_of(t))])
     if not rows:
         return ""
     shown = rows[:_MAX_ROWS]

@@ -53,6 +53,7 @@ from optuna.trial import FrozenTrial, TrialState
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
+from neuromosaic_optuna.record import GENERATION, generation_of, is_feasible, status_of
 from neuromosaic_optuna.space import unit_position
 
 __all__ = [
@@ -72,8 +73,8 @@ _NSGA_CROSSOVERS = ("BLXAlphaCrossover", "SBXCrossover", "SPXCrossover", "UNDXCr
 #: Study user attribute holding ``{generation: diversity}`` (keys are strings, JSON).
 DIVERSITY_ATTR = "diversity"
 #: Trial user attribute holding the NSGA-II generation of a trial.
-GENERATION_ATTR = "generation"
-_GENERATION_SUFFIX = ":generation"  # NSGA-II's own system attribute, e.g. "NSGAIISampler:..."
+#: User attribute with the generation of a trial (see :func:`record.generation_of`).
+GENERATION_ATTR = GENERATION
 _STATES_WITH_PARAMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
                        TrialState.WAITING, TrialState.FAIL)
 
@@ -187,18 +188,8 @@ def population_diversity(params: Sequence[Mapping[str, Any]],
     return float(_distances(codes, codes, categorical)[upper].mean())
 
 
-def _trial_generation(trial: FrozenTrial) -> int | None:
-    generation = trial.user_attrs.get(GENERATION_ATTR)
-    if isinstance(generation, int) and not isinstance(generation, bool):
-        return generation
-    for key, value in trial.system_attrs.items():
-        if key.endswith(_GENERATION_SUFFIX) and isinstance(value, int):
-            return value
-    return None
-
-
 def _generation_diversity(trials: Iterable[FrozenTrial], generation: int) -> GenerationDiversity:
-    members = [t for t in trials if _trial_generation(t) == generation]
+    members = [t for t in trials if generation_of(t) == generation]
     distributions: dict[str, BaseDistribution] = {}
     for t in members:
         for name, dist in t.distributions.items():
@@ -233,7 +224,7 @@ def diversity_history(study: Study) -> list[GenerationDiversity]:
         [(0, 4), (1, 4)]
     """
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    generations = sorted({g for t in trials if (g := _trial_generation(t)) is not None})
+    generations = sorted({g for t in trials if (g := generation_of(t)) is not None})
     history = [_generation_diversity(trials, g) for g in generations]
     return [h for h in history if h.size >= 2]
 
@@ -333,10 +324,6 @@ class _Surrogate:
 def _loss_matrix(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> np.ndarray:
     signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
     return np.array([t.values for t in trials], dtype=float) * signs
-
-
-def _violation(trial: FrozenTrial) -> float:
-    return float(sum(max(0.0, float(v)) for v in trial.constraints.values()))
 
 
 def _probability_feasible(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -525,7 +512,7 @@ class ParetoSampler(NSGAIISampler):
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
                 and all(name in t.params for name in search_space)]
         loss = _loss_matrix(done, study.directions) if done else np.zeros((0, 0))
-        feasible = np.array([_violation(t) <= 0 for t in done], dtype=bool)
+        feasible = np.array([is_feasible(t) for t in done], dtype=bool)
         front_mask = np.zeros(len(done), dtype=bool)
         if feasible.any():
             front_mask[np.flatnonzero(feasible)[pareto_front_mask(
@@ -551,7 +538,7 @@ class ParetoSampler(NSGAIISampler):
                     offer(params)
         generation = self.get_trial_generation(study, trial)
         siblings = [t.params for t in trials if t.number != trial.number
-                    and _trial_generation(t) == generation]
+                    and generation_of(t) == generation]
         if len(study.directions) > 1:  # one objective should converge, a front spread out
             pool = self._spread(pool, siblings, search_space)
         if not pool:
@@ -591,7 +578,7 @@ class ParetoSampler(NSGAIISampler):
         p_feasible = self._feasibility(done, train, x, candidates, generation)
         # Trials rejected before training carry sentinel objective values: they teach the
         # constraint model, not the objective model.
-        informative = np.array([done[i].user_attrs.get("status") != "rejected" for i in train])
+        informative = np.array([status_of(done[i]) != "rejected" for i in train])
         if informative.sum() < 3:
             informative[:] = True
         low = loss[train][informative].min(axis=0)
@@ -622,6 +609,7 @@ class ParetoSampler(NSGAIISampler):
         feasible); 1 everywhere while none of them was violated."""
         keys = sorted(set.intersection(*(set(done[i].constraints) for i in train)))
         values = np.array([[float(done[i].constraints[k]) for k in keys] for i in train])
+        values = np.nan_to_num(values, nan=1.0)  # unmeasured: violated (record.violation)
         if not keys or (values <= 0).all():
             return np.ones(len(candidates))
         mean, std = self._constraint_model.fit_predict(x, values, candidates,

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
+from neuromosaic_optuna.record import status_of
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
@@ -437,6 +438,6 @@ def summary_counts(study: optuna.Study) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     status: dict[str, int] = {}
     for t in trials:
-        s = str(t.user_attrs.get("status", t.state.name.lower()))
+        s = status_of(t)
         status[s] = status.get(s, 0) + 1
     return {"states": _states(trials), "status": status, "total": len(trials)}

@@ -75,6 +75,7 @@ from neuromosaic_optuna.pareto import (
     pareto_ranks,
     reference_point,
 )
+from neuromosaic_optuna.record import is_feasible, metric_names, metric_value, trained
 from neuromosaic_optuna.space import SearchSpace, unit_position
 from neuromosaic_optuna.storage import make_storage, mask_url
 
@@ -262,7 +263,7 @@ def _source_table(study: optuna.Study, space: SearchSpace,
     by_number = {t.number: t for t in study.get_trials(deepcopy=False,
                                                        states=(TrialState.COMPLETE,))}
     keep = [i for i, n in enumerate(info.trial_numbers)
-            if by_number[int(n)].user_attrs.get("status", "ok") == "ok"]
+            if trained(by_number[int(n)])]
     trials = [by_number[int(info.trial_numbers[i])] for i in keep]
     return _SourceTable(trials=trials, mapped=[space.map_params(t.params) for t in trials],
                         values=info.values[keep].reshape(len(keep), len(info.metric_names)),
@@ -963,40 +964,24 @@ class SearchProgress:
     objectives: tuple[str, ...] | None = None
 
 
-def _metric_of(trial: FrozenTrial, name: str, names: Sequence[str]) -> float | None:
-    if name in names and trial.values is not None:
-        value: Any = trial.values[list(names).index(name)]
-    else:
-        metrics = trial.user_attrs.get("metrics")
-        value = metrics.get(name) if isinstance(metrics, Mapping) else None
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return None if math.isnan(value) else float(value)
-
-
-def _study_names(study: optuna.Study) -> list[str]:
-    names = study.metric_names
-    return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
-
-
 def _finished(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
 def _rows(study: optuna.Study, names: Sequence[str]) -> list[list[float] | None]:
     """Per finished trial: the metrics' values when COMPLETE, feasible and complete."""
-    study_names = _study_names(study)
+    study_names = metric_names(study)
     rows: list[list[float] | None] = []
     for t in _finished(study):
-        values = [_metric_of(t, n, study_names) for n in names]
-        feasible = all(v <= 0 for v in t.constraints.values())
+        values = [metric_value(t, n, study_names) for n in names]
+        feasible = is_feasible(t)
         ok = t.state == TrialState.COMPLETE and feasible and all(v is not None for v in values)
         rows.append([float(v) for v in values if v is not None] if ok else None)
     return rows
 
 
 def _direction(study: optuna.Study, name: str) -> str:
-    names = _study_names(study)
+    names = metric_names(study)
     if name in names:
         return study.directions[names.index(name)].name.lower()
     if name in METRICS:
@@ -1063,7 +1048,7 @@ def search_progress(
         raise ValueError("studies_by_label: no study given")
     ref: np.ndarray | None = None
     if metric == "hypervolume":
-        names = list(objectives) if objectives is not None else _study_names(studies[0])
+        names = list(objectives) if objectives is not None else metric_names(studies[0])
         directions = [_direction(studies[0], n) for n in names]
         tables = {id(s): _rows(s, names) for s in studies}
         if reference is not None:
