@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.metrics import METRICS
@@ -75,6 +75,7 @@ from neuromosaic_optuna.record import (
     robustness_metric,
 )
 from neuromosaic_optuna.record import trained as is_trained
+from neuromosaic_optuna.space import encode_params, param_features, population_diversity
 from neuromosaic_optuna.units import format_metric
 
 if TYPE_CHECKING:
@@ -905,28 +906,6 @@ def _param_space(trials: Sequence[FrozenTrial]) -> dict[str, BaseDistribution]:
     return dict(sorted(space.items()))
 
 
-def _param_features(trials: Sequence[FrozenTrial],
-                    space: Mapping[str, BaseDistribution]) -> np.ndarray:
-    """Params as points in ``[0, 1]^d``, one row per trial.
-
-    Numerical params are scaled to ``[0, 1]`` (log-scaled when their distribution is), with
-    Optuna's own search-space transform; a categorical param is one-hot encoded and divided
-    by ``sqrt(2)``, so that changing one param moves a point by at most 1, whatever its type.
-    """
-    if not space or not trials:
-        return np.zeros((len(trials), 0))
-    from optuna._transform import _SearchSpaceTransform
-
-    transform = _SearchSpaceTransform(dict(space), transform_log=True, transform_step=False,
-                                      transform_0_1=True)
-    features = np.asarray([transform.transform({k: t.params[k] for k in space})
-                           for t in trials], dtype=float)
-    for name, cols in zip(space, transform.column_to_encoded_columns, strict=True):
-        if isinstance(space[name], CategoricalDistribution):
-            features[:, cols] /= math.sqrt(2.0)
-    return features
-
-
 def _pairwise(features: np.ndarray) -> np.ndarray:
     sq = np.sum(features ** 2, axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * features @ features.T, 0.0)
@@ -944,9 +923,10 @@ class DiversityInfo(NamedTuple):
         study_name: The study's name.
         grouping: ``"generation"`` (the sampler's) or ``"window of <k> trials"``.
         generations: Generation (or window) index per point.
-        diversity: Mean pairwise distance of the generation's architectures, params scaled
-            to ``[0, 1]`` and divided by ``sqrt(number of params)`` (0: all identical,
-            about 0.4 for uniform random floats).
+        diversity: Mean pairwise distance of the generation's architectures, the same
+            measure :class:`~neuromosaic_optuna.samplers.ParetoSampler` warns on
+            (:func:`neuromosaic_optuna.space.population_diversity`: 0 all identical, about
+            1/3 for uniform random floats).
         unique: Fraction of distinct architectures in the generation.
         counts: Trials in the generation.
     """
@@ -963,7 +943,8 @@ def diversity_info(study: optuna.Study, *, window: int = 10) -> DiversityInfo:
     """Diversity of the proposed architectures per generation.
 
     Generations come from the genetic samplers' system attribute ``<Sampler>:generation``
-    (NSGA-II, NSGA-III); with other samplers, consecutive windows of ``window`` trials.
+    (NSGA-II, NSGA-III; see :func:`neuromosaic_optuna.record.generation_of`); with other
+    samplers, consecutive windows of ``window`` trials.
 
     Args:
         study: The study.
@@ -988,7 +969,6 @@ def diversity_info(study: optuna.Study, *, window: int = 10) -> DiversityInfo:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     trials = _proposed(study)
     space = _param_space(trials)
-    features = _param_features(trials, space)
     gens = [generation_of(t) for t in trials]
     if trials and all(g is not None for g in gens):
         grouping = "generation"
@@ -996,15 +976,14 @@ def diversity_info(study: optuna.Study, *, window: int = 10) -> DiversityInfo:
     else:
         grouping = f"window of {window} trials"
         labels = np.arange(len(trials)) // window
-    norm = math.sqrt(max(len(space), 1))
+    codes, _ = encode_params([t.params for t in trials], space)
     generations, diversity, unique, counts = [], [], [], []
     for g in np.unique(labels):
-        block = features[labels == g]
-        n = block.shape[0]
-        d = _pairwise(block) / norm
+        members = [trials[i].params for i in np.flatnonzero(labels == g)]
+        n = len(members)
         generations.append(int(g))
-        diversity.append(float(d[np.triu_indices(n, 1)].mean()) if n > 1 else 0.0)
-        unique.append(len({tuple(np.round(r, 9)) for r in block}) / n)
+        diversity.append(population_diversity(members, space) if n > 1 else 0.0)
+        unique.append(len({tuple(np.round(r, 9)) for r in codes[labels == g]}) / n)
         counts.append(n)
     return DiversityInfo(study.study_name, grouping, np.asarray(generations, dtype=int),
                          np.asarray(diversity, dtype=float), np.asarray(unique, dtype=float),
@@ -1263,7 +1242,7 @@ def architecture_map_info(study_or_studies: StudyOrStudies, *, iterations: int =
             accuracy.append(np.nan if acc is None else acc)
             cost_rows.append({m: metric_value(t, m, names) for m in ("flops", "params", "latency")})
     space = _param_space(trials)
-    features = _param_features(trials, space)
+    features = param_features([t.params for t in trials], space)
     xyz, stress = _sphere_embedding(features, iterations=iterations, seed=seed)
     cost_name = next((m for m in ("flops", "params", "latency")
                       if any(r[m] is not None for r in cost_rows)), None)

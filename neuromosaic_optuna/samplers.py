@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,7 +53,12 @@ from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
 from neuromosaic_optuna.record import GENERATION, generation_of, is_feasible, status_of
-from neuromosaic_optuna.space import unit_position
+from neuromosaic_optuna.space import (
+    encode_params,
+    param_distances,
+    population_diversity,
+    unit_position,
+)
 
 __all__ = [
     "GenerationDiversity",
@@ -113,79 +117,6 @@ def default_population_size(n_trials: int | None) -> int:
 
 
 # --------------------------------------------------------------------------- diversity
-
-
-def _encode(params: Sequence[Mapping[str, Any]],
-            distributions: Mapping[str, BaseDistribution]) -> tuple[np.ndarray, np.ndarray]:
-    """Trials as a matrix: a category's index or a numeric unit position; NaN when missing."""
-    names = list(distributions)
-    codes = np.full((len(params), len(names)), np.nan)
-    categorical = np.array([isinstance(distributions[n], CategoricalDistribution)
-                            for n in names], dtype=bool)
-    for i, p in enumerate(params):
-        for j, name in enumerate(names):
-            if name not in p:
-                continue
-            dist = distributions[name]
-            if isinstance(dist, CategoricalDistribution):
-                codes[i, j] = dist.to_internal_repr(p[name])
-            else:
-                codes[i, j] = unit_position(p[name], dist)
-    return codes, categorical
-
-
-def _distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
-    """Normalized distances between the rows of two :func:`_encode` matrices (the distance
-    :func:`population_diversity` describes), shape ``(len(a), len(b))``."""
-    total = np.zeros((len(a), len(b)))
-    counted = np.zeros_like(total)
-    for j in range(a.shape[1]):
-        have_a, have_b = ~np.isnan(a[:, j]), ~np.isnan(b[:, j])
-        either = have_a[:, None] | have_b[None, :]
-        both = have_a[:, None] & have_b[None, :]
-        diff = np.abs(a[:, j][:, None] - b[:, j][None, :])
-        if categorical[j]:
-            diff = (diff > 0).astype(float)
-        total += np.where(both, np.nan_to_num(diff), np.where(either, 1.0, 0.0))
-        counted += either
-    return np.divide(total, counted, out=np.zeros_like(total), where=counted > 0)
-
-
-def population_diversity(params: Sequence[Mapping[str, Any]],
-                         distributions: Mapping[str, BaseDistribution]) -> float:
-    """Mean pairwise normalized distance between the parameter sets of a population.
-
-    The distance of two parameter sets is the mean, over the parameters either of them has,
-    of a per-parameter distance in ``[0, 1]``: 0 or 1 for a categorical (same choice or not),
-    ``|a - b| / (high - low)`` for a number (on a log scale for log distributions), 1 when only
-    one of them has the parameter. A population of identical architectures has diversity 0;
-    uniformly random choices among ``k`` categories give about ``1 - 1/k``, uniformly random
-    numbers about 1/3.
-
-    Args:
-        params: One ``{name: value}`` per individual.
-        distributions: The distribution of every parameter name used in ``params``.
-
-    Returns:
-        The diversity in ``[0, 1]``, or NaN for fewer than two individuals.
-
-    Raises:
-        KeyError: A parameter has no distribution.
-
-    Example:
-        >>> from optuna.distributions import CategoricalDistribution, FloatDistribution
-        >>> dists = {"op": CategoricalDistribution(["a", "b"]), "w": FloatDistribution(0, 1)}
-        >>> population_diversity([{"op": "a", "w": 0.0}, {"op": "b", "w": 0.5}], dists)
-        0.75
-    """
-    if len(params) < 2:
-        return math.nan
-    missing = {name for p in params for name in p} - set(distributions)
-    if missing:
-        raise KeyError(f"no distribution for parameter(s) {', '.join(sorted(missing))}")
-    codes, categorical = _encode(params, distributions)
-    upper = np.triu_indices(len(params), k=1)
-    return float(_distances(codes, codes, categorical)[upper].mean())
 
 
 def _generation_diversity(trials: Iterable[FrozenTrial], generation: int) -> GenerationDiversity:
@@ -555,9 +486,9 @@ class ParetoSampler(NSGAIISampler):
         tried = [p for p in tried if all(name in p for name in search_space)]
         if not pool or not tried or self._min_distance <= 0:
             return pool
-        cand, categorical = _encode(pool, search_space)
-        seen, _ = _encode(tried, search_space)
-        nearest = _distances(cand, seen, categorical).min(axis=1)
+        cand, categorical = encode_params(pool, search_space)
+        seen, _ = encode_params(tried, search_space)
+        nearest = param_distances(cand, seen, categorical).min(axis=1)
         return [p for p, d in zip(pool, nearest, strict=True) if d >= self._min_distance]
 
     def _best_candidate(self, done: list[FrozenTrial], loss: np.ndarray, feasible: np.ndarray,

@@ -15,9 +15,10 @@ Rules (also in the README):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.distributions import (
     BaseDistribution,
@@ -28,7 +29,16 @@ from optuna.distributions import (
 
 from neuromosaic_optuna.config import ConfigError
 
-__all__ = ["SearchSpace", "to_distribution", "unit_position"]
+__all__ = [
+    "SearchSpace",
+    "encode_params",
+    "param_distance",
+    "param_distances",
+    "param_features",
+    "population_diversity",
+    "to_distribution",
+    "unit_position",
+]
 
 
 def _is_int(value: Any) -> bool:
@@ -100,6 +110,142 @@ def unit_position(value: Any, dist: BaseDistribution) -> float:
     if getattr(dist, "log", False):
         low, high, x = math.log(low), math.log(high), math.log(max(x, 1e-300))
     return 0.0 if high <= low else min(1.0, max(0.0, (x - low) / (high - low)))
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode_params(params: Sequence[Mapping[str, Any]],
+            distributions: Mapping[str, BaseDistribution]) -> tuple[np.ndarray, np.ndarray]:
+    """Parameter sets as a matrix, the one encoding every distance uses: per parameter, a
+    category's index or a number's :func:`unit_position`; NaN when a set lacks it.
+
+    Returns:
+        ``(codes, categorical)``: the ``(n, d)`` codes in ``distributions`` order and a
+        boolean mask of the categorical columns.
+
+    Example:
+        >>> dists = {"op": CategoricalDistribution(["a", "b"]), "w": FloatDistribution(0, 2)}
+        >>> codes, categorical = encode_params([{"op": "b", "w": 0.5}, {"op": "a"}], dists)
+        >>> codes.tolist(), categorical.tolist()
+        ([[1.0, 0.25], [0.0, nan]], [True, False])
+    """
+    names = list(distributions)
+    codes = np.full((len(params), len(names)), np.nan)
+    categorical = np.array([isinstance(distributions[n], CategoricalDistribution)
+                            for n in names], dtype=bool)
+    for i, p in enumerate(params):
+        for j, name in enumerate(names):
+            if name not in p:
+                continue
+            dist = distributions[name]
+            if isinstance(dist, CategoricalDistribution):
+                codes[i, j] = dist.to_internal_repr(p[name])
+            else:
+                codes[i, j] = unit_position(p[name], dist)
+    return codes, categorical
+
+
+def param_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
+    """Normalized distances between the rows of two :func:`encode_params` matrices (the
+    distance :func:`population_diversity` describes), shape ``(len(a), len(b))``.
+
+    Example:
+        >>> codes, categorical = encode_params(
+        ...     [{"w": 0.0}, {"w": 1.5}], {"w": FloatDistribution(0, 2)})
+        >>> param_distances(codes, codes, categorical).tolist()
+        [[0.0, 0.75], [0.75, 0.0]]
+    """
+    total = np.zeros((len(a), len(b)))
+    counted = np.zeros_like(total)
+    for j in range(a.shape[1]):
+        have_a, have_b = ~np.isnan(a[:, j]), ~np.isnan(b[:, j])
+        either = have_a[:, None] | have_b[None, :]
+        both = have_a[:, None] & have_b[None, :]
+        diff = np.abs(a[:, j][:, None] - b[:, j][None, :])
+        if categorical[j]:
+            diff = (diff > 0).astype(float)
+        total += np.where(both, np.nan_to_num(diff), np.where(either, 1.0, 0.0))
+        counted += either
+    return np.divide(total, counted, out=np.zeros_like(total), where=counted > 0)
+
+
+def population_diversity(params: Sequence[Mapping[str, Any]],
+                         distributions: Mapping[str, BaseDistribution]) -> float:
+    """Mean pairwise normalized distance between the parameter sets of a population.
+
+    The distance of two parameter sets is the mean, over the parameters either of them has,
+    of a per-parameter distance in ``[0, 1]``: 0 or 1 for a categorical (same choice or not),
+    ``|a - b| / (high - low)`` for a number (on a log scale for log distributions), 1 when only
+    one of them has the parameter. A population of identical architectures has diversity 0;
+    uniformly random choices among ``k`` categories give about ``1 - 1/k``, uniformly random
+    numbers about 1/3.
+
+    Args:
+        params: One ``{name: value}`` per individual.
+        distributions: The distribution of every parameter name used in ``params``.
+
+    Returns:
+        The diversity in ``[0, 1]``, or NaN for fewer than two individuals.
+
+    Raises:
+        KeyError: A parameter has no distribution.
+
+    Example:
+        >>> dists = {"op": CategoricalDistribution(["a", "b"]), "w": FloatDistribution(0, 1)}
+        >>> population_diversity([{"op": "a", "w": 0.0}, {"op": "b", "w": 0.5}], dists)
+        0.75
+    """
+    if len(params) < 2:
+        return math.nan
+    missing = {name for p in params for name in p} - set(distributions)
+    if missing:
+        raise KeyError(f"no distribution for parameter(s) {', '.join(sorted(missing))}")
+    codes, categorical = encode_params(params, distributions)
+    upper = np.triu_indices(len(params), k=1)
+    return float(param_distances(codes, codes, categorical)[upper].mean())
+
+
+def param_features(params: Sequence[Mapping[str, Any]],
+                   distributions: Mapping[str, BaseDistribution]) -> np.ndarray:
+    """Parameter sets as points for geometry and regression, built on :func:`encode_params`:
+    a number is its unit position (``-1`` when missing), a categorical is one-hot divided by
+    ``sqrt(2)`` (zeros when missing), so that changing one parameter moves a point by at
+    most 1 whatever its type.
+
+    Example:
+        >>> dists = {"op": CategoricalDistribution(["a", "b"]), "w": FloatDistribution(0, 2)}
+        >>> param_features([{"op": "b", "w": 0.5}], dists).round(4).tolist()
+        [[0.0, 0.7071, 0.25]]
+    """
+    codes, categorical = encode_params(params, distributions)
+    columns: list[np.ndarray] = []
+    for j, dist in enumerate(distributions.values()):
+        if categorical[j]:
+            assert isinstance(dist, CategoricalDistribution)
+            block = np.zeros((len(params), len(dist.choices)))
+            have = ~np.isnan(codes[:, j])
+            block[np.flatnonzero(have), codes[have, j].astype(int)] = 1.0 / math.sqrt(2.0)
+            columns.append(block)
+        else:
+            columns.append(np.nan_to_num(codes[:, j], nan=-1.0).reshape(-1, 1))
+    return np.hstack(columns) if columns else np.zeros((len(params), 0))
+
+
+def param_distance(a: Mapping[str, Any], b: Mapping[str, Any],
+                   distributions: Mapping[str, BaseDistribution]) -> float:
+    """The normalized distance of two parameter sets (see :func:`population_diversity`).
+
+    Example:
+        >>> dists = {"op": CategoricalDistribution(["a", "b"]), "w": FloatDistribution(0, 1)}
+        >>> param_distance({"op": "a", "w": 0.0}, {"op": "b", "w": 0.5}, dists)
+        0.75
+    """
+    codes, categorical = encode_params([a, b], distributions)
+    return float(param_distances(codes[:1], codes[1:], categorical)[0, 0])
+
+
+# --------------------------------------------------------------------------- spaces
 
 
 class SearchSpace:

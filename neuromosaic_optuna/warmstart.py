@@ -76,7 +76,7 @@ from neuromosaic_optuna.pareto import (
     reference_point,
 )
 from neuromosaic_optuna.record import is_feasible, metric_names, metric_value, trained
-from neuromosaic_optuna.space import SearchSpace, unit_position
+from neuromosaic_optuna.space import SearchSpace, param_distance, param_features
 from neuromosaic_optuna.storage import make_storage, mask_url
 
 if TYPE_CHECKING:
@@ -296,21 +296,6 @@ def _best_order(table: _SourceTable) -> list[int]:
                          table.violation)
 
 
-def _distance(a: Mapping[str, Any], b: Mapping[str, Any],
-              dists: Mapping[str, BaseDistribution]) -> float:
-    """Mean per-param distance in ``[0, 1]``: categoricals 0/1, numbers by range share."""
-    total = 0.0
-    for name, dist in dists.items():
-        if (name in a) != (name in b):
-            total += 1.0
-        elif name in a:
-            if isinstance(dist, CategoricalDistribution):
-                total += float(a[name] != b[name])
-            else:
-                total += abs(unit_position(a[name], dist) - unit_position(b[name], dist))
-    return total / max(1, len(dists))
-
-
 def _diverse(candidates: list[_Candidate], k: int,
              dists: Mapping[str, BaseDistribution]) -> list[_Candidate]:
     """Greedy max-min selection; the first candidate (the best) is always chosen. Each
@@ -318,7 +303,7 @@ def _diverse(candidates: list[_Candidate], k: int,
     if not candidates:
         return []
     chosen = [candidates[0]._replace(extra={**candidates[0].extra, "min_distance": 1.0})]
-    nearest = [_distance(c.params, candidates[0].params, dists) for c in candidates]
+    nearest = [param_distance(c.params, candidates[0].params, dists) for c in candidates]
     taken = {0}
     while len(chosen) < min(k, len(candidates)):
         # Farthest from the chosen set; ties go to the better (earlier) candidate.
@@ -328,7 +313,7 @@ def _diverse(candidates: list[_Candidate], k: int,
         c = candidates[pick]
         chosen.append(c._replace(extra={**c.extra, "min_distance": round(nearest[pick], 6)}))
         for i, other in enumerate(candidates):
-            nearest[i] = min(nearest[i], _distance(other.params, c.params, dists))
+            nearest[i] = min(nearest[i], param_distance(other.params, c.params, dists))
     return chosen
 
 
@@ -340,23 +325,6 @@ def _known_space(mapped: Sequence[Mapping[str, Any]],
     """The target params some mapped source trial sets (the others stay with the sampler)."""
     seen = set().union(*(m.keys() for m in mapped)) if mapped else set()
     return {name: dist for name, dist in dists.items() if name in seen}
-
-
-def _encode(params: Sequence[Mapping[str, Any]],
-            dists: Mapping[str, BaseDistribution]) -> np.ndarray:
-    """One-hot categoricals, numbers scaled to ``[0, 1]``; a missing number is ``-1``."""
-    columns: list[np.ndarray] = []
-    for name, dist in dists.items():
-        if isinstance(dist, CategoricalDistribution):
-            block = np.zeros((len(params), len(dist.choices)))
-            for row, p in enumerate(params):
-                if name in p:
-                    block[row, int(dist.to_internal_repr(p[name]))] = 1.0
-            columns.append(block)
-        else:
-            columns.append(np.array([[unit_position(p[name], dist) if name in p else -1.0]
-                                     for p in params]).reshape(len(params), 1))
-    return np.hstack(columns) if columns else np.zeros((len(params), 0))
 
 
 def _grid_values(dist: BaseDistribution) -> list[Any] | None:
@@ -410,10 +378,10 @@ def _surrogate_candidates(table: _SourceTable, space: SearchSpace,
     from sklearn.ensemble import RandomForestRegressor
 
     dists = _known_space([table.mapped[i] for i in usable], space.distributions)
-    x_train = _encode([table.mapped[i] for i in usable], dists)
+    x_train = param_features([table.mapped[i] for i in usable], dists)
     rng = np.random.default_rng(seed)
     grid = _candidate_grid(dists, [table.mapped[i] for i in usable], rng)
-    x_grid = _encode(grid, dists)
+    x_grid = param_features(grid, dists)
     predicted = np.column_stack([
         RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1)
         .fit(x_train, table.values[usable, j]).predict(x_grid)
@@ -430,7 +398,7 @@ def _surrogate_candidates(table: _SourceTable, space: SearchSpace,
                                                           for v in predicted[row]],
                                      "fitted_on": len(usable)}
             if source_row is None:
-                near = min(usable, key=lambda i: _distance(params, table.mapped[i], dists))
+                near = min(usable, key=lambda i: param_distance(params, table.mapped[i], dists))
                 extra["nearest_source_trial"] = table.trials[near].number
             yield _Candidate(params, table.trials[source_row] if source_row is not None
                              else None, extra)

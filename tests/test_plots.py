@@ -244,14 +244,16 @@ def test_diversity_per_generation(study: optuna.Study) -> None:
     assert info.generations.tolist() == [0, 1, 2, 3, 4, 5]
     assert info.counts.tolist() == [10, 10, 10, 10, 10, 12]
     first = [t for t in study.trials if t.system_attrs["NSGAIISampler:generation"] == 0]
+    # The sampler's measure (issue 17: one distance for the warning and the plot): per pair,
+    # the mean over the 4 params of |difference| / range, 0 or 1 for the kernel choice.
     x = np.asarray([[(t.params["depth_multiplier"] - 0.5) / 1.5,
                      (t.params["width_multiplier"] - 0.5) / 1.5,
-                     t.params["se_ratio"] / 0.25,
-                     *(np.eye(2)[[3, 5].index(t.params["kernel"])] / math.sqrt(2))]
-                    for t in first])
-    # Optuna's transform sorts nothing away: compare distances, which ignore column order.
-    d = np.linalg.norm(x[:, None] - x[None], axis=-1)[np.triu_indices(len(x), 1)]
-    assert info.diversity[0] == pytest.approx(d.mean() / 2.0)  # sqrt(4 params)
+                     t.params["se_ratio"] / 0.25] for t in first])
+    kernel = np.asarray([t.params["kernel"] for t in first])
+    pair = (np.abs(x[:, None] - x[None]).sum(axis=-1)
+            + (kernel[:, None] != kernel[None])) / 4.0
+    d = pair[np.triu_indices(len(x), 1)]
+    assert info.diversity[0] == pytest.approx(d.mean())
 
 
 def test_diversity_reads_nsga2_generations_and_detects_collapse() -> None:
