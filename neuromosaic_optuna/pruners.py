@@ -55,6 +55,7 @@ import optuna
 from optuna.pruners import BasePruner, NopPruner
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna._factory import instantiate, named_class
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.pareto import (
@@ -811,35 +812,6 @@ _OURS: dict[str, type[BasePruner]] = {
 _EXTRA_KEYS = ("name", "divergence", "stop")
 
 
-def _pruner_class(name: Any) -> type[BasePruner]:
-    if name in _OURS:
-        return _OURS[name]
-    cls = getattr(optuna.pruners, name, None) if isinstance(name, str) else None
-    if not (inspect.isclass(cls) and issubclass(cls, BasePruner)) or name == "BasePruner":
-        optuna_names = sorted(n for n in dir(optuna.pruners)
-                              if n.endswith("Pruner") and n != "BasePruner")
-        raise ConfigError("pruner.name", f"unknown pruner {name!r}; choose one of: "
-                          f"{', '.join([*_OURS, *optuna_names])}")
-    return cls
-
-
-def _instantiate(cls: type[BasePruner], kwargs: Mapping[str, Any], path: str) -> BasePruner:
-    accepted = inspect.signature(cls.__init__).parameters
-    for key in kwargs:
-        if key not in accepted or key == "self":
-            raise ConfigError(f"{path}.{key}", f"{cls.__name__} takes no argument {key!r}; it "
-                              f"takes {', '.join(k for k in accepted if k != 'self') or 'none'}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        text = str(exc)
-        arg = text.split(":", 1)[0].split(".", 1)[0]
-        if arg in accepted:
-            raise ConfigError(f"{path}.{text.split(':', 1)[0]}",
-                              text.split(":", 1)[1].strip()) from None
-        raise ConfigError(path, f"{cls.__name__} rejected its arguments: {text}") from None
-
-
 def _reported_bounds(config: StudyConfig) -> dict[str, float]:
     return {c.name: c.bound for c in config.constraints if not METRICS[c.metric].cost}
 
@@ -884,7 +856,8 @@ def make_pruner(config: StudyConfig) -> BasePruner:
             raise ConfigError("pruner.name", "missing; name a pruner, e.g. "
                               "ParetoDominancePruner or MedianPruner")
         name = DEFAULT_PRUNER
-    cls = _pruner_class(name)
+    cls = named_class(name, own=_OURS, module=optuna.pruners, base=BasePruner,
+                      path="pruner.name", kind="pruner")
     if (len(config.directions) > 1 and cls not in _OURS.values()
             and not issubclass(cls, NopPruner)):
         raise ConfigError("pruner.name", f"{name} judges one objective; this study has "
@@ -895,7 +868,7 @@ def make_pruner(config: StudyConfig) -> BasePruner:
             raise ConfigError("pruner.bounds", "ConstraintTrajectoryPruner needs a constraint "
                               "on a trained metric (e.g. min_accuracy) or pruner.bounds")
         options["bounds"] = bounds
-    pruner = _instantiate(cls, options, "pruner")
+    pruner = instantiate(cls, options, "pruner", field_errors=True)
     stop = _stop_options(config)
     if stop is not None:
         _build_stop(stop)
@@ -907,7 +880,8 @@ def make_pruner(config: StudyConfig) -> BasePruner:
     if not isinstance(divergence, Mapping):
         raise ConfigError("pruner.divergence", f"expected true, false or a table of "
                           f"DivergencePruner arguments, got {divergence!r}")
-    guard = _instantiate(DivergencePruner, dict(divergence), "pruner.divergence")
+    guard = instantiate(DivergencePruner, dict(divergence), "pruner.divergence",
+                        field_errors=True)
     return CombinedPruner(pruners=[guard, pruner])
 
 

@@ -34,7 +34,6 @@ Every sampler is seeded from the study's seed, so the same seed gives the same t
 
 from __future__ import annotations
 
-import inspect
 import logging
 import warnings
 import zlib
@@ -49,6 +48,7 @@ from optuna.samplers.nsgaii import BaseCrossover
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna._factory import instantiate, named_class
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
@@ -587,35 +587,14 @@ class ParetoSampler(NSGAIISampler):
 _OWN_SAMPLERS: dict[str, type[BaseSampler]] = {"ParetoSampler": ParetoSampler}
 
 
-def _sampler_class(name: str, path: str) -> type[BaseSampler]:
-    if name in _OWN_SAMPLERS:
-        return _OWN_SAMPLERS[name]
-    cls = getattr(optuna.samplers, name, None)
-    if not (inspect.isclass(cls) and issubclass(cls, BaseSampler)):
-        known = sorted([*_OWN_SAMPLERS, *(n for n in dir(optuna.samplers)
-                                          if n.endswith("Sampler") and n != "BaseSampler")])
-        raise ConfigError(path, f"unknown Optuna sampler {name!r}; choose one of: "
-                          f"{', '.join(known)}")
-    return cls
-
-
 def _instantiate(cls: type[BaseSampler], kwargs: Mapping[str, Any], seed: int,
                  path: str) -> BaseSampler:
-    params = inspect.signature(cls.__init__).parameters
     kwargs = dict(kwargs)
     if "crossover" in kwargs and isinstance(kwargs["crossover"], str):
         if kwargs["crossover"] not in _NSGA_CROSSOVERS:
             raise ConfigError(f"{path}.crossover", f"choose one of {', '.join(_NSGA_CROSSOVERS)}")
         kwargs["crossover"] = getattr(optuna.samplers.nsgaii, kwargs["crossover"])()
-    for key in kwargs:
-        if key not in params:
-            raise ConfigError(f"{path}.{key}", f"{cls.__name__} takes no argument {key!r}")
-    if "seed" in params and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(path, f"{cls.__name__} rejected its arguments: {exc}") from None
+    return instantiate(cls, kwargs, path, defaults={"seed": seed})
 
 
 def make_sampler(config: StudyConfig) -> BaseSampler:
@@ -650,7 +629,8 @@ def make_sampler(config: StudyConfig) -> BaseSampler:
     if name is None and strategy not in (None, "pareto", "weighted"):
         name = strategy
     if name is not None:
-        cls = _sampler_class(name, path)
+        cls = named_class(name, own=_OWN_SAMPLERS, module=optuna.samplers, base=BaseSampler,
+                          path=path, kind="Optuna sampler")
         if cls is ParetoSampler:
             options.setdefault("population_size", config.population_size
                                or default_population_size(config.max_trials))
