@@ -226,8 +226,9 @@ def violation(trial: AnyTrial) -> float:
 
     Example:
         >>> t = optuna.trial.create_trial(value=1.0, constraints={"a": 2.0, "b": -1.0})
-        >>> violation(t), violation(optuna.trial.create_trial(value=1.0,
-        ...                                                   constraints={"a": float("nan")}))
+        >>> unmeasured = optuna.trial.create_trial(  # the list format of ``constraints_func``
+        ...     value=1.0, system_attrs={"constraints": [float("nan")]})
+        >>> violation(t), violation(unmeasured)
         (2.0, inf)
     """
     total = 0.0

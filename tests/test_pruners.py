@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from doctests import run_doctests
 from optuna.pruners import BasePruner
 from optuna.trial import TrialState
 from torch import nn
@@ -626,6 +627,6 @@ def test_pruning_with_two_worker_processes(tmp_path: Path,
 
 
 def test_docstring_examples_run() -> None:
-    result = doctest.testmod(pruners, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(pruners, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0
 
