@@ -8,17 +8,54 @@ to a storage.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.resources
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from neuromosaic_optuna import __version__
 from neuromosaic_optuna.config import ConfigError, StudyConfig, load_study_file
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 __all__ = ["main"]
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+
+def _studies_dir() -> Traversable:
+    """The shipped study files: package data ``neuromosaic_optuna.studies``, which the
+    build maps to the repository's top-level ``studies/`` (pyproject ``package-dir``), so a
+    wheel, an editable install and a source checkout read the same files."""
+    try:
+        return importlib.resources.files("neuromosaic_optuna.studies")
+    except ModuleNotFoundError:  # a source checkout on sys.path, not installed
+        return Path(__file__).resolve().parent.parent / "studies"
+
+
+def _shipped_studies() -> list[Traversable]:
+    folder = _studies_dir()
+    if not folder.is_dir():
+        return []
+    return sorted((f for f in folder.iterdir()
+                   if f.name.endswith(".toml") and f.is_file()), key=lambda f: f.name)
+
+
+@contextlib.contextmanager
+def _study_path(arg: str) -> Iterator[str | Path]:
+    """A study file argument as a path: an existing path as given, else a bare name of a
+    shipped study (``quickstart`` or ``quickstart.toml``), else the argument unchanged (the
+    loader then names it as missing)."""
+    if Path(arg).is_file() or "/" in arg or "\\" in arg:
+        yield arg
+        return
+    for f in _shipped_studies():
+        if arg in (f.name, f.name.removesuffix(".toml")):
+            with importlib.resources.as_file(f) as path:
+                yield path
+            return
+    yield arg
 
 
 class _UsageError(Exception):
@@ -72,7 +109,7 @@ def _seed(text: str) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="neuromosaic", description="Neural architecture search as Optuna "
-                     "studies. Study files live in studies/.")
+                     "studies. `neuromosaic studies` lists the shipped study files.")
     parser.add_argument("--version", action="version", version=f"neuromosaic {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -210,7 +247,8 @@ def _load(args: argparse.Namespace) -> StudyConfig:
     overrides: dict[str, Any] = {"max_trials": getattr(args, "n_trials", None),
                                  "seed": args.seed,
                                  "artifact_dir": getattr(args, "artifact_dir", None)}
-    config = load_study_file(args.study_file, budget=args.budget, overrides=overrides)
+    with _study_path(args.study_file) as path:
+        config = load_study_file(path, budget=args.budget, overrides=overrides)
     if hasattr(args, "artifact_dir") and config.artifact_dir is None:
         config = config.with_overrides(artifact_dir=DEFAULT_ARTIFACT_DIR)
     return config
@@ -466,14 +504,14 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:
-    files = sorted(STUDIES_DIR.glob("*.toml"))
-    rows = [["study file", "description"]]
-    for f in files:
+    rows = [["study", "description"]]
+    for f in _shipped_studies():
         try:
-            description = load_study_file(f).description
+            with importlib.resources.as_file(f) as path:
+                description = load_study_file(path).description
         except ConfigError as exc:
             description = f"(invalid: {exc})"
-        rows.append([str(f.relative_to(STUDIES_DIR.parent)), description])
+        rows.append([f.name, description])
     print(_table(rows))
     return 0
 
