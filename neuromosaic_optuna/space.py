@@ -26,6 +26,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError
 
 __all__ = ["SearchSpace", "to_distribution", "unit_position"]
@@ -199,6 +200,6 @@ class SearchSpace:
                 internal = dist.to_internal_repr(params[name])
             except (ValueError, TypeError):
                 return False
-            if not dist._contains(internal):
+            if not _compat.distribution_contains(dist, internal):
                 return False
         return True
