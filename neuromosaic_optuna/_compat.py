@@ -260,6 +260,9 @@ def _require_stale_trial_hook() -> Any:
     heartbeat = _private("optuna.storages._heartbeat", "BaseHeartbeat")
     _attr(heartbeat, "_get_stale_trial_ids", "optuna.storages._heartbeat.BaseHeartbeat")
     model = _private("optuna.storages._rdb.models", "TrialModel")
+    from sqlalchemy import orm  # an Optuna dependency; relationships exist once configured
+
+    orm.configure_mappers()
     for column in ("trial_id", "study_id", "state", "datetime_start", "heartbeats"):
         _attr(model, column, "optuna.storages._rdb.models.TrialModel")
     return model

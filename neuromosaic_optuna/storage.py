@@ -42,7 +42,7 @@ from typing import Any, Literal
 import optuna
 from optuna.storages import BaseStorage
 
-from neuromosaic_optuna._compat import OrphanAwareRDBStorage
+from neuromosaic_optuna._compat import OptunaCompatError, OrphanAwareRDBStorage
 from neuromosaic_optuna.config import ConfigError
 
 __all__ = [
@@ -289,6 +289,8 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                 if kind == "sqlite":
                     _serialize_sqlite(storage.engine)
                 return storage
+            except OptunaCompatError:  # an Optuna this code was not written for: say so
+                raise
             except Exception as exc:  # noqa: BLE001 (every failure becomes one clean line)
                 # Several processes opening a fresh database race to create Optuna's tables
                 # ("already exists"); the loser simply opens them on the next attempt.
