@@ -248,6 +248,18 @@ def test_guard_multi_objective_math(monkeypatch: pytest.MonkeyPatch) -> None:
     _loud(info, "optuna.study._multi_objective._fast_non_domination_rank")
 
 
+def test_error_names_another_package_and_its_version() -> None:
+    import optuna_dashboard
+
+    error = OptunaCompatError("optuna_dashboard._note.save_note_with_version",
+                              package="optuna-dashboard",
+                              written_against="optuna-dashboard 0.21")
+    assert str(error).startswith("optuna_dashboard._note.save_note_with_version is missing "
+                                 f"from the installed optuna-dashboard "
+                                 f"{optuna_dashboard.__version__}; ")
+    assert "written against optuna-dashboard 0.21" in str(error)
+
+
 # --------------------------------------------------------------------------- one home
 
 
