@@ -509,7 +509,8 @@ class ParetoSampler(NSGAIISampler):
 
     def _child(self, study: Study, trial: FrozenTrial,
                search_space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        """An NSGA-II child with its mutated parameters drawn at random (as NSGA-II does)."""
+        """An NSGA-II child with its mutated parameters drawn at random (as NSGA-II does:
+        ``NSGAIISampler.sample_independent``, past our Latin-hypercube override)."""
         child = super().sample_relative(study, trial, dict(search_space))
         for name, dist in search_space.items():
             if name not in child:
