@@ -18,8 +18,9 @@ Conventions:
 * Study functions read objective values from ``trial.values`` and other metrics from the user
   attribute ``metrics`` (a dict metric name -> float), and only use COMPLETE trials.
 
-Optuna's private ``_fast_non_domination_rank`` and ``compute_hypervolume`` are used when they
-import; numpy fallbacks give the same results when they do not.
+Optuna's private ``_fast_non_domination_rank`` and ``compute_hypervolume`` do the heavy
+lifting, reached through :mod:`neuromosaic_optuna._compat` (which fails loudly when an Optuna
+release moved them); the numpy versions here are checked against them in the tests.
 """
 
 from __future__ import annotations
@@ -37,23 +38,18 @@ from numpy.typing import ArrayLike
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.record import is_feasible, metric_names, metric_value
 from neuromosaic_optuna.record import violation as trial_violation
 from neuromosaic_optuna.units import parse_metric_text
 
-_optuna_rank: Callable[[np.ndarray], np.ndarray] | None
-try:
-    from optuna.study._multi_objective import _fast_non_domination_rank as _optuna_rank
-except ImportError:  # pragma: no cover - depends on Optuna's private layout
-    _optuna_rank = None
-
-_optuna_hypervolume: Callable[[np.ndarray, np.ndarray], float] | None
-try:
-    from optuna._hypervolume import compute_hypervolume as _optuna_hypervolume
-except ImportError:  # pragma: no cover - depends on Optuna's private layout
-    _optuna_hypervolume = None
+# Optuna's private implementations (guarded in _compat: a changed Optuna fails loudly at first
+# use); tests set these to None to check the numpy fallbacks give the same results.
+_optuna_rank: Callable[[np.ndarray], np.ndarray] | None = _compat.fast_non_domination_rank
+_optuna_hypervolume: Callable[[np.ndarray, np.ndarray], float] | None = (
+    _compat.compute_hypervolume)
 
 __all__ = [
     "OperatingPoint",

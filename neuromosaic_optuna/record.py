@@ -34,6 +34,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from neuromosaic_optuna import _compat
+
 __all__ = [
     "ARCHITECTURE",
     "CURVE",
@@ -72,8 +74,6 @@ ROBUSTNESS = "robustness"
 WEIGHTS_ARTIFACT = "weights_artifact"
 WORKER = "worker"
 GENERATION = "generation"
-#: Suffix of the genetic samplers' own system attribute, e.g. ``NSGAIISampler:generation``.
-_GENERATION_SUFFIX = ":generation"
 
 AnyTrial = FrozenTrial | optuna.trial.Trial
 
@@ -184,7 +184,7 @@ def generation_of(trial: FrozenTrial) -> int | None:
     if isinstance(generation, int) and not isinstance(generation, bool):
         return generation
     for key, value in trial.system_attrs.items():
-        if key.endswith(_GENERATION_SUFFIX) and isinstance(value, int):
+        if key.endswith(_compat.generation_key_suffix()) and isinstance(value, int):
             return value
     return None
 

@@ -31,6 +31,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.pareto import OperatingPoint, ParetoInfo, operating_point, pareto_info
@@ -331,16 +332,6 @@ def trial_note(trial: FrozenTrial, *, info: ParetoInfo | None = None,
     return "\n".join(lines)
 
 
-class _TrialRef:
-    """What ``optuna_dashboard.save_note`` needs of a trial (its storage and ids), without
-    building an :class:`optuna.Trial` (whose constructor calls the sampler)."""
-
-    def __init__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.study = study
-        self.storage = study._storage
-        self._trial_id = trial._trial_id
-
-
 def annotate_dashboard(study: optuna.Study, *, config: StudyConfig | None = None,
                        figures: Mapping[str, go.Figure] | None = None,
                        operating_point: str | OperatingPoint | None = None,
@@ -381,7 +372,7 @@ def annotate_dashboard(study: optuna.Study, *, config: StudyConfig | None = None
         bounds = _constraint_bounds(study, config)
         for trial in study.get_trials(deepcopy=False):
             if trial.state.is_finished():
-                optuna_dashboard.save_note(_TrialRef(study, trial),  # type: ignore[arg-type]
+                optuna_dashboard.save_note(_compat.trial_handle(study, trial),
                                            trial_note(trial, info=info, bounds=bounds))
     if figures is None:
         figures = study_figures(study, operating_point=operating_point, include_optuna=False,

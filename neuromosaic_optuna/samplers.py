@@ -48,6 +48,7 @@ from optuna.samplers.nsgaii import BaseCrossover
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna._factory import instantiate, named_class
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
@@ -177,9 +178,7 @@ def _from_unit(u: float, dist: BaseDistribution) -> Any:
     """The value at position ``u`` in ``[0, 1)`` of a distribution (categories: equal bins)."""
     if isinstance(dist, CategoricalDistribution):
         return dist.choices[min(int(u * len(dist.choices)), len(dist.choices) - 1)]
-    from optuna._transform import _SearchSpaceTransform
-
-    transform = _SearchSpaceTransform({"x": dist}, transform_0_1=True)
+    transform = _compat.search_space_transform({"x": dist}, transform_0_1=True)
     return transform.untransform(np.array([u]))["x"]
 
 
@@ -385,7 +384,8 @@ class ParetoSampler(NSGAIISampler):
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         super().before_trial(study, trial)
         generation = self.get_trial_generation(study, trial)
-        study._storage.set_trial_user_attr(trial._trial_id, GENERATION_ATTR, generation)
+        _compat.storage_of(study).set_trial_user_attr(_compat.trial_id(trial), GENERATION_ATTR,
+                                                      generation)
         if generation > 0:
             self._record_diversity(study, generation - 1)
 
@@ -424,16 +424,17 @@ class ParetoSampler(NSGAIISampler):
 
     def _child(self, study: Study, trial: FrozenTrial,
                search_space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        """An NSGA-II child with its mutated parameters drawn at random (as NSGA-II does)."""
+        """An NSGA-II child with its mutated parameters drawn at random (as NSGA-II does:
+        ``NSGAIISampler.sample_independent``, past our Latin-hypercube override)."""
         child = super().sample_relative(study, trial, dict(search_space))
         for name, dist in search_space.items():
             if name not in child:
-                child[name] = self._random_sampler.sample_independent(study, trial, name, dist)
+                child[name] = super().sample_independent(study, trial, name, dist)
         return child
 
     def _random(self, study: Study, trial: FrozenTrial,
                 search_space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-        return {name: self._random_sampler.sample_independent(study, trial, name, dist)
+        return {name: super(ParetoSampler, self).sample_independent(study, trial, name, dist)
                 for name, dist in search_space.items()}
 
     def _screened_child(self, study: Study, trial: FrozenTrial,
@@ -462,7 +463,7 @@ class ParetoSampler(NSGAIISampler):
             offer(self._child(study, trial, search_space) if i % 2 == 0
                   else self._random(study, trial, search_space))
         if self._focus:
-            rng = np.random.default_rng(self._rng.rng.randint(2**31))
+            rng = np.random.default_rng(_compat.sampler_rng(self).randint(2**31))
             for j in np.flatnonzero(front_mask).tolist():
                 for params in _neighbours({n: done[j].params[n] for n in search_space},
                                           search_space, rng):
@@ -494,15 +495,13 @@ class ParetoSampler(NSGAIISampler):
     def _best_candidate(self, done: list[FrozenTrial], loss: np.ndarray, feasible: np.ndarray,
                         front_mask: np.ndarray, pool: list[dict[str, Any]],
                         search_space: Mapping[str, BaseDistribution], generation: int) -> int:
-        from optuna._transform import _SearchSpaceTransform
-
         m = loss.shape[1]
         train = np.arange(len(done))
         if len(done) > self._max_model_trials:
             ranks = pareto_ranks(loss, ["minimize"] * m, feasible=feasible)
             order = np.lexsort((-train, ranks))  # best rank first, newest first within a rank
             train = np.sort(order[: self._max_model_trials])
-        transform = _SearchSpaceTransform(dict(search_space), transform_0_1=True)
+        transform = _compat.search_space_transform(dict(search_space), transform_0_1=True)
         x = np.array([transform.transform({n: done[i].params[n] for n in search_space})
                       for i in train])
         candidates = np.array([transform.transform(p) for p in pool])

@@ -27,6 +27,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError
 
 __all__ = [
@@ -345,6 +346,6 @@ class SearchSpace:
                 internal = dist.to_internal_repr(params[name])
             except (ValueError, TypeError):
                 return False
-            if not dist._contains(internal):
+            if not _compat.distribution_contains(dist, internal):
                 return False
         return True

@@ -31,7 +31,6 @@ at once; its message is one line and never shows a password.
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import shlex
@@ -42,8 +41,8 @@ from typing import Any, Literal
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
 
+from neuromosaic_optuna._compat import OptunaCompatError, OrphanAwareRDBStorage
 from neuromosaic_optuna.exceptions import StorageError
 
 __all__ = [
@@ -282,6 +281,8 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
                 if kind == "sqlite":
                     _serialize_sqlite(storage.engine)
                 return storage
+            except OptunaCompatError:  # an Optuna this code was not written for: say so
+                raise
             except Exception as exc:  # noqa: BLE001 (every failure becomes one clean line)
                 # Several processes opening a fresh database race to create Optuna's tables
                 # ("already exists"); the loser simply opens them on the next attempt.
@@ -292,43 +293,15 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-class _ResilientRDBStorage(optuna.storages.RDBStorage):
+class _ResilientRDBStorage(OrphanAwareRDBStorage):
     """Optuna's ``RDBStorage`` whose heartbeat survives a lost database connection.
 
     Optuna's heartbeat thread ends at the first error of ``record_heartbeat``; a trial that
     keeps training would then look stale after the grace period (and be retried while it
     still runs), or never get a heartbeat at all. Here a failed beat is logged and the next
     one tries again, and a RUNNING trial that never got any heartbeat counts as stale once
-    the grace period is over (see :meth:`_get_stale_trial_ids`).
+    the grace period is over (:class:`neuromosaic_optuna._compat.OrphanAwareRDBStorage`).
     """
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        """Optuna's stale trials plus *orphans*: RUNNING trials without any heartbeat that
-        started more than the grace period ago. A live worker records its first heartbeat
-        right after claiming a trial (retrying while the database is away), so an orphan is a
-        claim whose worker never learned of it (the connection dropped as the claim was
-        committed) or died at once; Optuna never counts those as stale, and the study would
-        wait for them forever."""
-        stale = super()._get_stale_trial_ids(study_id)
-        grace = self.grace_period or 2 * (self.heartbeat_interval or 60)
-        try:
-            from optuna.storages._rdb import models  # Optuna's own tables (private module)
-
-            now = datetime.datetime.now()  # trials store the worker's local, naive time
-            session = self.scoped_session()
-            try:
-                without_heartbeat = (session.query(models.TrialModel)
-                                     .filter(models.TrialModel.state == TrialState.RUNNING)
-                                     .filter(models.TrialModel.study_id == study_id)
-                                     .filter(~models.TrialModel.heartbeats.any()).all())
-                orphans = [int(t.trial_id) for t in without_heartbeat
-                           if t.datetime_start is not None
-                           and (now - t.datetime_start).total_seconds() > grace]
-            finally:
-                session.close()
-        except (ImportError, AttributeError):  # a future Optuna changed its tables
-            return stale
-        return stale + [i for i in orphans if i not in stale]
 
     def record_heartbeat(self, trial_id: int) -> None:
         from sqlalchemy.exc import SQLAlchemyError

@@ -18,6 +18,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
@@ -140,12 +141,12 @@ def _await_stragglers(study: optuna.Study) -> bool:
     RUNNING trial that turns stale, fails, and is retried as a new WAITING trial. Returns True
     when a WAITING trial appeared (work on), False when nothing is left to wait for."""
     from optuna.storages import fail_stale_trials
-    from optuna.storages._heartbeat import is_heartbeat_enabled
 
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    beat = getattr(_compat.storage_of(study), "get_heartbeat_interval", None)
+    heartbeat_interval = beat() if callable(beat) else None
+    if heartbeat_interval is None:
         return False
-    interval = float(storage.get_heartbeat_interval() or 1)  # type: ignore[attr-defined]
+    interval = float(heartbeat_interval or 1)
     while True:
         states = {t.state for t in study.get_trials(deepcopy=False)}
         if TrialState.WAITING in states:
@@ -176,7 +177,7 @@ def _lost_storage(exc: BaseException) -> bool:
 def _finished(study: optuna.Study, trial_id: int) -> bool:
     """Whether the storage has ``trial_id`` finished (False when it cannot be read)."""
     try:
-        return study._storage.get_trial(trial_id).state.is_finished()
+        return _compat.storage_of(study).get_trial(trial_id).state.is_finished()
     except optuna.exceptions.StorageInternalError:
         return False
 
@@ -185,7 +186,7 @@ def _fail_lost_trial(study: optuna.Study, trial_id: int) -> None:
     """Mark this worker's trial FAIL (and open a slot in its place) when its result could not
     be stored because the database went away; nothing happens if it was recorded after all
     or another worker already failed it as stale."""
-    storage = study._storage
+    storage = _compat.storage_of(study)
     trial = storage.get_trial(trial_id)
     if trial.state != TrialState.RUNNING:
         return
@@ -208,20 +209,12 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     a lost database connection is retried. After :data:`MAX_FAILURES_IN_A_ROW` failed trials
     in a row the worker stops with the last error.
     """
-    storage = study._storage
-    create_new_trial = storage.create_new_trial
-
-    def slots_only(study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        if template_trial is None:
-            raise _NoSlot
-        return create_new_trial(study_id, template_trial)
-
     ran: list[int] = []
     failures: list[FrozenTrial] = []
     in_flight: list[int] = []  # id of the trial this worker runs, until its result is stored
 
     def tracked(trial: optuna.trial.Trial) -> Any:
-        in_flight[:] = [trial._trial_id]
+        in_flight[:] = [_compat.trial_id(trial)]
         return objective(trial)
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
@@ -234,9 +227,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
         else:
             failures.clear()
 
-    storage.create_new_trial = slots_only  # type: ignore[method-assign]
     storage_errors = 0
-    try:
+    with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
         while len(failures) < MAX_FAILURES_IN_A_ROW:
             try:
                 if in_flight:  # its result was lost with the connection: fail and replace it
@@ -266,8 +258,6 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
                 time.sleep(1.0)
             if STOPPED_ATTR in study.user_attrs:  # a stopping callback ended the study
                 break
-    finally:
-        del storage.create_new_trial
     if len(failures) >= MAX_FAILURES_IN_A_ROW:
         reason = failures[-1].user_attrs.get("reason", "see the trial's log")
         raise RuntimeError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: trial "

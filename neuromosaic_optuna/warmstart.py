@@ -64,6 +64,7 @@ from optuna.exceptions import DuplicatedStudyError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import BUDGET_WORDS, ConfigError, Constraint, StudyConfig
 from neuromosaic_optuna.constraints import cost_violations
 from neuromosaic_optuna.metrics import METRICS
@@ -185,20 +186,13 @@ class _Source(NamedTuple):
     key: str  # stable hash identifying (storage, study name)
 
 
-def _backend(storage: BaseStorage) -> BaseStorage:
-    """Unwrap Optuna's caching layer (``_CachedStorage``) to the storage it caches."""
-    inner = getattr(storage, "_backend", None)
-    return inner if isinstance(inner, BaseStorage) else storage
-
-
 def _storage_label(storage: BaseStorage) -> tuple[str, str]:
     """``(label, identity)`` of a storage: a masked description and a key for hashing."""
-    inner = _backend(storage)
+    inner = _compat.unwrap_cached_storage(storage)
     url = getattr(inner, "url", None)
     if isinstance(url, str):
         return mask_url(url), mask_url(url)
-    journal = getattr(inner, "_backend", None)
-    path = getattr(journal, "_file_path", None)
+    path = _compat.journal_file_path(inner)
     if path is not None:
         return f"journal:{path}", f"journal:{path}"
     return "memory", f"memory:{id(inner)}"
@@ -223,7 +217,7 @@ def _resolve_source(source: SourceLike, default_storage: str | BaseStorage) -> _
             label = _storage_label(storage)[0]
             raise ConfigError("source", f"no study {name!r} in {label}; run the source study "
                               "first or check the name") from None
-    label, identity = _storage_label(study._storage)
+    label, identity = _storage_label(_compat.storage_of(study))
     key = hashlib.sha1(f"{identity}\n{study.study_name}".encode()).hexdigest()[:16]
     return _Source(study, label, key)
 
@@ -492,7 +486,7 @@ def _provenance(source: _Source, candidate: _Candidate, selection: str,
 
 
 def _marker_name(target: optuna.Study, source: _Source) -> str:
-    return f"{target.study_name}::warm_start::{source.key}-{target._study_id}"
+    return f"{target.study_name}::warm_start::{source.key}-{_compat.study_id(target)}"
 
 
 def _wait_until_done(storage: BaseStorage, marker: str, timeout: float) -> None:
@@ -518,7 +512,7 @@ def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace
                     selection: str, metrics: Sequence[str] | None,
                     constraints: Sequence[Constraint], profile_fn: Callable[..., Any] | None,
                     seed: int, wait_timeout: float) -> WarmStartReport:
-    storage = target._storage
+    storage = _compat.storage_of(target)
     marker = _marker_name(target, source)
     try:
         optuna.create_study(study_name=marker, storage=storage, load_if_exists=False)
@@ -622,13 +616,14 @@ def warm_start(
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-    default_storage = source_storage if source_storage is not None else target_study._storage
-    target_label = _storage_label(target_study._storage)[1]
+    target_storage = _compat.storage_of(target_study)
+    default_storage = source_storage if source_storage is not None else target_storage
+    target_label = _storage_label(target_storage)[1]
     report = WarmStartReport()
     for item in _as_sources(source):
         resolved = _resolve_source(item, default_storage)
         if (resolved.study.study_name == target_study.study_name
-                and _storage_label(resolved.study._storage)[1] == target_label):
+                and _storage_label(_compat.storage_of(resolved.study))[1] == target_label):
             raise ValueError(f"source: study {target_study.study_name!r} is the target itself")
         report = report.merged(_warm_start_one(
             target_study, resolved, space=space, top_k=top_k, selection=selection,
@@ -889,7 +884,7 @@ def run_transfer(
         open_slots(target, total)
         work(target, objective, show_progress_bar=show_progress_bar)
     resolved = (_resolve_source(source_ref, source_storage if source_storage is not None
-                                else storage or target._storage).study)
+                                else storage or _compat.storage_of(target)).study)
     return TransferResult(source=resolved, target=target, report=report)
 
 

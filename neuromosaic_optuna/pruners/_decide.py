@@ -8,6 +8,7 @@ import optuna
 from optuna.pruners import BasePruner, NopPruner
 from optuna.trial import FrozenTrial
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.pruners._base import CurvePruner, Verdict
 from neuromosaic_optuna.record import REASON
 
@@ -36,10 +37,7 @@ def _judge(pruner: BasePruner, study: optuna.Study, trial: FrozenTrial) -> Verdi
 
 
 def _latest_frozen(trial: optuna.trial.Trial) -> FrozenTrial:
-    latest = getattr(trial, "_get_latest_trial", None)
-    if callable(latest):
-        return latest()
-    return trial.study._storage.get_trial(trial._trial_id)
+    return _compat.latest_frozen_trial(trial)
 
 
 def _decide(trial: optuna.trial.BaseTrial, pruner: BasePruner | None) -> Verdict:

@@ -1,0 +1,399 @@
+"""Every reach into Optuna's (and optuna-dashboard's) private internals, in one place.
+
+Optuna promises nothing about names that start with ``_``. Each one this package needs is
+reached here, through a guard: when an Optuna release renames or removes it, the guard raises
+:class:`OptunaCompatError` at first use (never a silent fallback that changes results),
+naming the missing piece, the installed version and the versions this code was written
+against. ``pyproject.toml`` pins ``optuna>=5.0,<6``; the tests run against 5.0.0 and the
+newest 5.x.
+
+The module sits at the bottom of the import graph: it imports only the standard library,
+numpy, Optuna and (lazily) optuna-dashboard. One section per Optuna area, so that sections
+added later (by another change) merge by concatenation.
+
+Example:
+    >>> import optuna
+    >>> study = optuna.create_study()
+    >>> study.add_trial(optuna.trial.create_trial(value=1.0))
+    >>> trial_id(study.trials[0]) == trial_id(study.trials[0])
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime
+import importlib
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "OPTUNA_WRITTEN_AGAINST",
+    "OptunaCompatError",
+    "OrphanAwareRDBStorage",
+    "compute_hypervolume",
+    "distribution_contains",
+    "fast_non_domination_rank",
+    "generation_key_suffix",
+    "journal_file_path",
+    "latest_frozen_trial",
+    "refuse_new_trials",
+    "sampler_rng",
+    "search_space_transform",
+    "storage_of",
+    "study_id",
+    "trial_handle",
+    "trial_id",
+    "unwrap_cached_storage",
+]
+
+#: The Optuna releases every reach below was checked against.
+OPTUNA_WRITTEN_AGAINST = "optuna 5.0/5.1"
+
+
+class OptunaCompatError(RuntimeError):
+    """An Optuna internal this package relies on is missing or has changed.
+
+    Example:
+        >>> str(OptunaCompatError("optuna.Study._storage")).split(";")[0]  # doctest: +ELLIPSIS
+        'optuna.Study._storage is missing from the installed optuna ...'
+    """
+
+    def __init__(self, what: str, *, package: str = "optuna",
+                 written_against: str = OPTUNA_WRITTEN_AGAINST) -> None:
+        self.what = what
+        super().__init__(
+            f"{what} is missing from the installed {package} {_version(package)}; "
+            f"neuromosaic_optuna was written against {written_against}: install a version in "
+            f"that range (pip install 'optuna>=5.0,<6') or update neuromosaic_optuna/_compat.py")
+
+
+def _version(package: str) -> str:
+    if package == "optuna":
+        return str(optuna.__version__)
+    try:
+        return str(importlib.import_module(package.replace("-", "_")).__version__)
+    except (ImportError, AttributeError):
+        return "(version unknown)"
+
+
+def _attr(obj: Any, name: str, owner: str) -> Any:
+    """``obj.<name>``, or :class:`OptunaCompatError` naming ``<owner>.<name>``."""
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise OptunaCompatError(f"{owner}.{name}") from None
+
+
+def _private(module: str, name: str) -> Any:
+    """``from <module> import <name>``, or :class:`OptunaCompatError` naming both."""
+    try:
+        found = importlib.import_module(module)
+    except ImportError:
+        raise OptunaCompatError(f"module {module}") from None
+    return _attr(found, name, module)
+
+
+# =========================================================================== study and trial
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    """The storage a study reads and writes (Optuna's ``Study._storage``; for an RDB storage
+    the caching wrapper around it).
+
+    Example:
+        >>> import optuna
+        >>> isinstance(storage_of(optuna.create_study()), optuna.storages.BaseStorage)
+        True
+    """
+    storage = _attr(study, "_storage", "optuna.Study")
+    if not isinstance(storage, BaseStorage):
+        raise OptunaCompatError("optuna.Study._storage (a BaseStorage)")
+    return storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The storage's id of a study (Optuna's ``Study._study_id``).
+
+    Example:
+        >>> import optuna
+        >>> isinstance(study_id(optuna.create_study()), int)
+        True
+    """
+    return int(_attr(study, "_study_id", "optuna.Study"))
+
+
+def trial_id(trial: FrozenTrial | optuna.trial.Trial) -> int:
+    """The storage's id of a trial (``_trial_id``; unlike ``number``, unique across studies).
+
+    Example:
+        >>> import optuna
+        >>> trial_id(optuna.trial.create_trial(value=1.0)) is not None
+        True
+    """
+    owner = "optuna.trial.FrozenTrial" if isinstance(trial, FrozenTrial) else "optuna.Trial"
+    return int(_attr(trial, "_trial_id", owner))
+
+
+def latest_frozen_trial(trial: optuna.trial.Trial) -> FrozenTrial:
+    """A running trial's current record, as ``Trial.should_prune`` gives it to the pruner
+    (``Trial._get_latest_trial``)."""
+    return _attr(trial, "_get_latest_trial", "optuna.Trial")()
+
+
+def trial_handle(study: optuna.Study, trial: FrozenTrial) -> optuna.trial.Trial:
+    """A :class:`optuna.Trial` for an existing (e.g. finished) trial, for APIs such as
+    ``optuna_dashboard.save_note`` that take one.
+
+    Built with Optuna's public ``Trial(study, trial_id)`` on a copy of the study whose sampler
+    is a plain ``RandomSampler``, so that the study's own sampler sees no ``before_trial``
+    call (ours would write the trial's generation).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0))
+        >>> trial_handle(study, study.trials[0]).number
+        0
+    """
+    quiet = copy.copy(study)
+    quiet.sampler = optuna.samplers.RandomSampler(seed=0)
+    return optuna.trial.Trial(quiet, trial_id(trial))
+
+
+@contextlib.contextmanager
+def refuse_new_trials(study: optuna.Study, error: type[Exception]) -> Iterator[None]:
+    """Within the block, ``study.ask()`` (hence ``study.optimize``) raises ``error`` instead of
+    creating a new trial when no WAITING trial is left; enqueueing still works.
+
+    Optuna has no public switch for this: the storage's ``create_new_trial`` is replaced on
+    the live storage object (``study.ask`` calls it without a template trial exactly when it
+    found no WAITING trial) and restored on exit.
+
+    Example:
+        >>> import optuna
+        >>> class NoSlot(Exception): ...
+        >>> study = optuna.create_study()
+        >>> with refuse_new_trials(study, NoSlot):
+        ...     study.enqueue_trial({})
+        ...     first = study.ask().number
+        ...     try:
+        ...         study.ask()
+        ...     except NoSlot:
+        ...         print("refused")
+        refused
+        >>> study.ask().number
+        1
+    """
+    storage = storage_of(study)
+    create_new_trial = _attr(storage, "create_new_trial", type(storage).__name__)
+    if "template_trial" not in inspect.signature(create_new_trial).parameters:
+        raise OptunaCompatError(f"{type(storage).__name__}.create_new_trial(template_trial=)")
+
+    def slots_only(study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        if template_trial is None:
+            raise error
+        return create_new_trial(study_id, template_trial)
+
+    storage.create_new_trial = slots_only  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del storage.create_new_trial
+
+
+# =========================================================================== storages
+
+
+def unwrap_cached_storage(storage: BaseStorage) -> BaseStorage:
+    """The storage behind Optuna's caching layer (``_CachedStorage._backend``), or
+    ``storage`` itself when it is not wrapped.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(storage="sqlite:///:memory:")
+        >>> type(unwrap_cached_storage(storage_of(study))).__name__
+        'RDBStorage'
+    """
+    cached = _attr(optuna.storages, "_CachedStorage", "optuna.storages")
+    if not isinstance(storage, cached):
+        return storage
+    inner = _attr(storage, "_backend", "optuna.storages._CachedStorage")
+    if not isinstance(inner, BaseStorage):
+        raise OptunaCompatError("optuna.storages._CachedStorage._backend (a BaseStorage)")
+    return inner
+
+
+def journal_file_path(storage: BaseStorage) -> str | None:
+    """The log file of a journal storage on a ``JournalFileBackend``
+    (``JournalStorage._backend._file_path``); ``None`` for any other storage.
+
+    Example:
+        >>> import optuna, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "j.log")
+        >>> backend = optuna.storages.journal.JournalFileBackend(path)
+        >>> journal_file_path(optuna.storages.JournalStorage(backend)) == path
+        True
+    """
+    storage = unwrap_cached_storage(storage)
+    if not isinstance(storage, JournalStorage):
+        return None
+    backend = _attr(storage, "_backend", "optuna.storages.JournalStorage")
+    if not isinstance(backend, JournalFileBackend):
+        return None
+    return str(_attr(backend, "_file_path", "optuna.storages.journal.JournalFileBackend"))
+
+
+def _require_stale_trial_hook() -> Any:
+    """Check what :class:`OrphanAwareRDBStorage` overrides and queries; return Optuna's
+    ``TrialModel``."""
+    _attr(RDBStorage, "_get_stale_trial_ids", "optuna.storages.RDBStorage")
+    heartbeat = _private("optuna.storages._heartbeat", "BaseHeartbeat")
+    _attr(heartbeat, "_get_stale_trial_ids", "optuna.storages._heartbeat.BaseHeartbeat")
+    model = _private("optuna.storages._rdb.models", "TrialModel")
+    from sqlalchemy import orm  # an Optuna dependency; relationships exist once configured
+
+    orm.configure_mappers()
+    for column in ("trial_id", "study_id", "state", "datetime_start", "heartbeats"):
+        _attr(model, column, "optuna.storages._rdb.models.TrialModel")
+    return model
+
+
+class OrphanAwareRDBStorage(RDBStorage):
+    """Optuna's ``RDBStorage`` whose stale trials include *orphans*: RUNNING trials without
+    any heartbeat that started more than the grace period ago.
+
+    Optuna's ``fail_stale_trials`` asks the private ``_get_stale_trial_ids``, which only
+    counts trials whose last heartbeat is too old. A live worker records its first heartbeat
+    right after claiming a trial, so an orphan is a claim whose worker never learned of it
+    (the connection dropped as the claim was committed) or died at once; Optuna never counts
+    those as stale, and the study would wait for them forever. Constructing one checks that
+    the hook and Optuna's tables are still there (:class:`OptunaCompatError` otherwise).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _require_stale_trial_hook()
+        super().__init__(*args, **kwargs)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale: list[int] = super()._get_stale_trial_ids(study_id)
+        model = _require_stale_trial_hook()
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 60)
+        now = datetime.datetime.now()  # trials store the worker's local, naive time
+        session = self.scoped_session()
+        try:
+            without_heartbeat = (session.query(model)
+                                 .filter(model.state == TrialState.RUNNING)
+                                 .filter(model.study_id == study_id)
+                                 .filter(~model.heartbeats.any()).all())
+            orphans = [int(t.trial_id) for t in without_heartbeat
+                       if t.datetime_start is not None
+                       and (now - t.datetime_start).total_seconds() > grace]
+        finally:
+            session.close()
+        return stale + [i for i in orphans if i not in stale]
+
+
+# =========================================================================== samplers
+
+
+def sampler_rng(sampler: optuna.samplers.NSGAIISampler) -> np.random.RandomState:
+    """NSGA-II's own random state (``NSGAIISampler._rng.rng``), shared with its crossover and
+    mutation, so that a subclass's extra draws keep one seeded stream.
+
+    Example:
+        >>> import optuna
+        >>> sampler = optuna.samplers.NSGAIISampler(seed=1)
+        >>> int(sampler_rng(sampler).randint(100)) == int(
+        ...     sampler_rng(optuna.samplers.NSGAIISampler(seed=1)).randint(100))
+        True
+    """
+    lazy = _attr(sampler, "_rng", "optuna.samplers.NSGAIISampler")
+    rng = _attr(lazy, "rng", "optuna.samplers.NSGAIISampler._rng")
+    if not isinstance(rng, np.random.RandomState):
+        raise OptunaCompatError("optuna.samplers.NSGAIISampler._rng.rng (a RandomState)")
+    return rng
+
+
+def generation_key_suffix() -> str:
+    """The ending of the trial system attribute in which a genetic sampler stores a trial's
+    generation (``<SamplerClass>:generation``, from ``BaseGASampler._get_generation_key``).
+
+    Example:
+        >>> generation_key_suffix()
+        ':generation'
+    """
+    sampler_cls = optuna.samplers.NSGAIISampler
+    key = _attr(sampler_cls, "_get_generation_key", "optuna.samplers.NSGAIISampler")()
+    suffix = ":generation"
+    if key != sampler_cls.__name__ + suffix:
+        raise OptunaCompatError(f"the generation attribute 'NSGAIISampler{suffix}' (found "
+                                f"{key!r}) of optuna.samplers.NSGAIISampler")
+    return suffix
+
+
+def search_space_transform(search_space: dict[str, BaseDistribution], **kwargs: Any) -> Any:
+    """Optuna's ``_SearchSpaceTransform`` of ``search_space`` (parameters to a numeric row:
+    log and 0-1 scaling, one-hot categoricals; ``transform``/``untransform``), with its
+    keyword arguments (``transform_log``, ``transform_step``, ``transform_0_1``).
+
+    Example:
+        >>> import optuna
+        >>> space = {"x": optuna.distributions.FloatDistribution(0.0, 10.0)}
+        >>> search_space_transform(space, transform_0_1=True).transform({"x": 5.0}).tolist()
+        [0.5]
+    """
+    transform_cls = _private("optuna._transform", "_SearchSpaceTransform")
+    return transform_cls(search_space, **kwargs)
+
+
+# =========================================================================== distributions
+
+
+def distribution_contains(dist: BaseDistribution, internal: float) -> bool:
+    """Whether an internal representation (``dist.to_internal_repr(value)``) lies in the
+    distribution, steps included (``BaseDistribution._contains``).
+
+    Example:
+        >>> import optuna
+        >>> d = optuna.distributions.IntDistribution(0, 10, step=2)
+        >>> distribution_contains(d, 4.0), distribution_contains(d, 5.0)
+        (True, False)
+    """
+    return bool(_attr(dist, "_contains", type(dist).__name__)(internal))
+
+
+# =========================================================================== multi-objective
+
+
+def fast_non_domination_rank(loss_values: np.ndarray) -> np.ndarray:
+    """Optuna's non-dominated sorting ranks of minimization rows, 0 for the front
+    (``optuna.study._multi_objective._fast_non_domination_rank``).
+
+    Example:
+        >>> fast_non_domination_rank(np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0]])).tolist()
+        [0, 0, 1]
+    """
+    rank = _private("optuna.study._multi_objective", "_fast_non_domination_rank")
+    return np.asarray(rank(loss_values))
+
+
+def compute_hypervolume(loss_values: np.ndarray, reference_point: np.ndarray) -> float:
+    """Optuna's hypervolume of minimization rows against a reference point
+    (``optuna._hypervolume.compute_hypervolume``).
+
+    Example:
+        >>> compute_hypervolume(np.array([[1.0, 2.0], [2.0, 1.0]]), np.array([3.0, 3.0]))
+        3.0
+    """
+    compute: Callable[..., float] = _private("optuna._hypervolume", "compute_hypervolume")
+    return float(compute(loss_values, reference_point))
