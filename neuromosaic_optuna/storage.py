@@ -295,6 +295,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
         return _journal_storage(_journal_path(url), heartbeat)
     if kind == "sqlite":
         _check_sqlite_folder(url)
+        _check_sqlite_file(url)
     kwargs = _engine_kwargs(url, kind, engine_kwargs)
     with warnings.catch_warnings():  # the heartbeat is "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -586,6 +587,62 @@ def _check_sqlite_folder(url: str) -> None:
     if not database.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise StorageError(f"cannot create the SQLite file {database}: the folder {folder} "
                            "is not writable")
+
+
+#: Tables every Optuna SQLite database has (checked once ``version_info`` shows it is one).
+_OPTUNA_TABLES = ("studies", "study_directions", "study_user_attributes", "trials",
+                  "trial_params", "trial_values", "trial_user_attributes",
+                  "trial_system_attributes", "trial_intermediate_values")
+
+
+def _check_sqlite_file(url: str) -> None:
+    """An existing SQLite file must be an intact Optuna database: its header, SQLite's
+    ``PRAGMA quick_check`` (garbage in any page) and Optuna's tables. Opened read-only, so a
+    damaged file is refused before anything is written to it (Optuna would recreate a dropped
+    table empty and carry on)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    database = Path(str(_sqlite_database(url))).expanduser()
+    if not database.exists():
+        return
+    if not database.is_file():
+        raise StorageError(f"the SQLite file {database} is not a regular file; choose a file")
+    fix = "restore it from a backup or choose another --storage"
+    try:
+        with open(database, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise StorageError(f"cannot read the SQLite file {database}: "
+                           f"{exc.strerror or exc.__class__.__name__}") from None
+    if not header:
+        return  # an empty file: SQLite makes it a database
+    if header != b"SQLite format 3\x00":
+        raise StorageError(f"{database} is not an SQLite database (its first bytes are not "
+                           f"SQLite's); {fix}")
+    try:
+        # mode=rw never creates the file; and unlike a read-only connection, closing it
+        # removes the -wal/-shm files it opened. A read-only file is checked read-only.
+        mode = "rw" if os.access(database, os.W_OK) else "ro"
+        connection = sqlite3.connect(f"file:{quote(str(database.resolve()))}?mode={mode}",
+                                     uri=True, timeout=60)
+        try:
+            problems = [str(row[0]) for row in
+                        connection.execute("PRAGMA quick_check(3)").fetchall()]
+            tables = {str(row[0]) for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"the SQLite file {database} is damaged ({_one_line(exc)}); "
+                           f"{fix}") from None
+    if problems != ["ok"]:
+        found = " ".join(" ".join(problems).split()).replace("*** in database main *** ", "")
+        raise StorageError(f"the SQLite file {database} is damaged ({found[:200]}); {fix}")
+    missing = [t for t in _OPTUNA_TABLES if t not in tables]
+    if "version_info" in tables and missing:
+        raise StorageError(f"the SQLite file {database} is an Optuna database without the "
+                           f"table(s) {', '.join(missing)}; {fix}")
 
 
 def _engine_kwargs(url: str, kind: _Kind, extra: dict[str, Any] | None) -> dict[str, Any]:
