@@ -421,6 +421,10 @@ class _SafeJournalFileBackend(JournalFileBackend):
         self._path = file_path
         self._lock_obj = JournalFileSymlinkLock(file_path)
         super().__init__(file_path, lock_obj=self._lock_obj)
+        if _last_line_damaged(file_path):
+            # Optuna skips an unparsable last line silently: the record it held (and any
+            # glued onto a torn line by an older version) would be lost without a word.
+            raise ValueError("the last line is not a JSON record")
         if _torn_tail_size(file_path):
             optuna.logging.get_logger(__name__).warning(
                 f"the journal file {file_path} ends in an incomplete record (a run was "
@@ -463,6 +467,25 @@ def _torn_tail_size(path: str) -> int:
                 return end - (position - step + newline + 1)
             position -= step
         return end
+
+
+def _last_line_damaged(path: str) -> bool:
+    """Whether the last newline-terminated line of the file is not a JSON object."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END) - _torn_tail_size(path)
+        if end <= 0:
+            return False
+        start = max(0, end - (1 << 20))
+        f.seek(start)
+        chunk = f.read(end - start)
+    body = chunk[:-1]
+    newline = body.rfind(b"\n")
+    if newline < 0 and start > 0:
+        return False  # a record over 1 MB: leave it to Optuna's reader
+    try:
+        return not isinstance(json.loads(body[newline + 1:]), dict)
+    except ValueError:
+        return True
 
 
 def _set_aside_torn_tail(path: str) -> None:
@@ -592,7 +615,8 @@ def _check_sqlite_folder(url: str) -> None:
 #: Tables every Optuna SQLite database has (checked once ``version_info`` shows it is one).
 _OPTUNA_TABLES = ("studies", "study_directions", "study_user_attributes", "trials",
                   "trial_params", "trial_values", "trial_user_attributes",
-                  "trial_system_attributes", "trial_intermediate_values")
+                  "trial_system_attributes", "trial_intermediate_values", "trial_heartbeats",
+                  "study_system_attributes", "alembic_version")
 
 
 def _check_sqlite_file(url: str) -> None:
@@ -641,8 +665,8 @@ def _check_sqlite_file(url: str) -> None:
         raise StorageError(f"the SQLite file {database} is damaged ({found[:200]}); {fix}")
     missing = [t for t in _OPTUNA_TABLES if t not in tables]
     if "version_info" in tables and missing:
-        raise StorageError(f"the SQLite file {database} is an Optuna database without the "
-                           f"table(s) {', '.join(missing)}; {fix}")
+        raise StorageError(f"the SQLite file {database} is damaged: Optuna's table(s) "
+                           f"{', '.join(missing)} are missing; {fix}")
 
 
 def _engine_kwargs(url: str, kind: _Kind, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -732,8 +756,7 @@ def _check_userinfo(url: str) -> None:
     part of the host name and reach the driver's error message (``failed to resolve host
     '2xyz@db.lan'``). The message names neither part.
     """
-    authority = url.split("://", 1)[1].split("?", 1)[0]
-    if authority.count("@") > 1:
+    if url.split("://", 1)[1].count("@") > 1:
         raise StorageError(f"{mask_url(url)} has more than one '@' before the host; "
                            f"{PERCENT_ENCODE_HINT}")
 
