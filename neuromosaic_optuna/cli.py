@@ -422,10 +422,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
+    _check_port_free(args.host, args.port)  # before the storage is opened or notes written
     study, config, url = _open_study(args)
     from neuromosaic_optuna.report import annotate_dashboard, serve_dashboard
 
-    _check_port_free(args.host, args.port)  # before the notes are written
     annotate_dashboard(study, config=config)
     artifact_dir = Path(config.artifact_dir or DEFAULT_ARTIFACT_DIR)
     serve_dashboard(url, host=args.host, port=args.port,

@@ -425,17 +425,21 @@ class _SafeJournalFileBackend(JournalFileBackend):
             # Optuna skips an unparsable last line silently: the record it held (and any
             # glued onto a torn line by an older version) would be lost without a word.
             raise ValueError("the last line is not a JSON record")
-        if _torn_tail_size(file_path):
+        torn = _torn_tail_size(file_path)
+        self._warned = bool(torn)
+        if torn:
             optuna.logging.get_logger(__name__).warning(
-                f"the journal file {file_path} ends in an incomplete record (a run was "
-                "interrupted while writing); it is set aside before the next write")
+                f"the journal file {file_path} ends in an incomplete record ({torn} bytes, "
+                "from a run interrupted while writing; no finished record is lost): readers "
+                f"skip it, and the next write moves it to {file_path}.torn-<UTC time>")
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs)
                 + "\n").encode("utf-8")
         self._lock_obj.acquire()
         try:
-            _set_aside_torn_tail(self._path)
+            _set_aside_torn_tail(self._path, warn=not self._warned)
+            self._warned = False
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
             try:
                 size = os.fstat(fd).st_size
@@ -488,8 +492,9 @@ def _last_line_damaged(path: str) -> bool:
         return True
 
 
-def _set_aside_torn_tail(path: str) -> None:
-    """Move a torn last line into ``<path>.torn-<UTC time>`` and cut it from the file."""
+def _set_aside_torn_tail(path: str, *, warn: bool = True) -> None:
+    """Move a torn last line into ``<path>.torn-<UTC time>`` and cut it from the file (with a
+    warning unless this process warned about it when it opened the file)."""
     torn = _torn_tail_size(path)
     if not torn:
         return
@@ -506,7 +511,8 @@ def _set_aside_torn_tail(path: str) -> None:
         f.truncate(size - torn)
         f.flush()
         os.fsync(f.fileno())
-    optuna.logging.get_logger(__name__).warning(
+    log = optuna.logging.get_logger(__name__)
+    (log.warning if warn else log.info)(
         f"the journal file {path} ended in an incomplete record ({torn} bytes, from a run "
         f"interrupted while writing); set aside in {keep}, no finished record was lost")
 

@@ -128,13 +128,19 @@ def raise_on_sigterm() -> Iterator[None]:
         return
 
     def _raise(signum: int, _frame: Any) -> None:
-        raise Interrupted(signum)
+        _SIGNALLED[:] = [signum]  # if the exception lands where it is swallowed (a __del__),
+        raise Interrupted(signum)  # work() still stops before its next trial
 
     previous = signal.signal(signal.SIGTERM, _raise)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _SIGNALLED.clear()
+
+
+#: The signal received inside :func:`raise_on_sigterm`, if any.
+_SIGNALLED: list[int] = []
 
 
 def _fail_interrupted(study: optuna.Study, trial_id: int, signum: int) -> None:
@@ -294,6 +300,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
         in_flight.clear()
         ran.append(trial.number)
+        if _SIGNALLED:
+            raise Interrupted(_SIGNALLED[0])
         if trial.state == TrialState.FAIL and trial.user_attrs.get("status") != "diverged":
             failures.append(trial)
             if len(failures) >= MAX_FAILURES_IN_A_ROW:

@@ -129,7 +129,8 @@ def test_storage_url_never_shows_the_password(tmp_path: Path, template: str,
 
 # --------------------------------------------------------------------------- seeds
 
-def _seed_study(storage: optuna.storages.BaseStorage) -> None:
+def seed_study(storage: optuna.storages.BaseStorage) -> None:
+    """Six COMPLETE trials of a two-objective study named ``seed`` (accuracy, flops)."""
     study = optuna.create_study(storage=storage, study_name="seed",
                                 directions=["maximize", "minimize"])
     with contextlib.suppress(Exception), _quiet():
@@ -156,7 +157,7 @@ def _quiet() -> Iterator[None]:
 def seed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seed") / "seed.db"
     storage = make_storage(f"sqlite:///{path}")
-    _seed_study(storage)
+    seed_study(storage)
     storage.engine.dispose()  # type: ignore[attr-defined]
     assert not Path(f"{path}-wal").exists()
     return path
@@ -165,7 +166,7 @@ def seed_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def seed_journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("seed") / "seed.log"
-    _seed_study(make_storage(str(path)))
+    seed_study(make_storage(str(path)))
     return path
 
 
