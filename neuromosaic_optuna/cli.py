@@ -168,7 +168,8 @@ def _add_artifact_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-interval", type=_positive_int, default=60, metavar="SECONDS",
-                   help="heartbeat of running trials on database storages (default 60); a "
+                   help="heartbeat of running trials on databases and journal files (default "
+                   "60); a "
                    "trial silent for twice as long is failed and retried")
     p.add_argument("--max-retry", type=_non_negative_int, default=3,
                    help="how often a trial whose worker died is retried (default 3)")
