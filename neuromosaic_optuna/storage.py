@@ -637,7 +637,7 @@ def _check_sqlite_file(url: str) -> None:
     if not database.exists():
         return
     if not database.is_file():
-        raise StorageError(f"the SQLite file {database} is not a regular file; choose a file")
+        raise StorageError(f"cannot open {database}: not a regular file; choose a file")
     fix = "restore it from a backup or choose another --storage"
     try:
         with open(database, "rb") as f:
@@ -648,8 +648,8 @@ def _check_sqlite_file(url: str) -> None:
     if not header:
         return  # an empty file: SQLite makes it a database
     if header != b"SQLite format 3\x00":
-        raise StorageError(f"{database} is not an SQLite database (its first bytes are not "
-                           f"SQLite's); {fix}")
+        raise StorageError(f"cannot open {database}: it is not an SQLite database (its first "
+                           f"bytes are not SQLite's); {fix}")
     try:
         # mode=rw never creates the file; and unlike a read-only connection, closing it
         # removes the -wal/-shm files it opened. A read-only file is checked read-only.
@@ -664,15 +664,16 @@ def _check_sqlite_file(url: str) -> None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise StorageError(f"the SQLite file {database} is damaged ({_one_line(exc)}); "
-                           f"{fix}") from None
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged "
+                           f"({_one_line(exc)}); {fix}") from None
     if problems != ["ok"]:
         found = " ".join(" ".join(problems).split()).replace("*** in database main *** ", "")
-        raise StorageError(f"the SQLite file {database} is damaged ({found[:200]}); {fix}")
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged "
+                           f"({found[:200]}); {fix}")
     missing = [t for t in _OPTUNA_TABLES if t not in tables]
     if "version_info" in tables and missing:
-        raise StorageError(f"the SQLite file {database} is damaged: Optuna's table(s) "
-                           f"{', '.join(missing)} are missing; {fix}")
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged (Optuna's "
+                           f"table(s) {', '.join(missing)} are missing); {fix}")
 
 
 def _engine_kwargs(url: str, kind: _Kind, extra: dict[str, Any] | None) -> dict[str, Any]:

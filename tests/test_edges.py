@@ -282,9 +282,12 @@ def test_sigterm_and_sigint_fail_the_running_trial_and_the_next_run_resumes_at_o
         assert signal.Signals(signum).name in stopped.user_attrs["reason"]
         stopped_numbers.append(stopped.number)
     assert stopped_numbers[0] != stopped_numbers[1]
-    rerun = _cli(command, tmp_path, timeout=100)
+    rerun = _cli(command, tmp_path, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    _exact(url, "edges", 1)
+    trials = _exact(url, "edges", 1)
+    # Nothing was left RUNNING: no trial had to turn stale (after 2 x 60 s) and be retried.
+    assert not [t for t in trials if "failed_trial" in t.system_attrs]
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == stopped_numbers
 
 
 def test_report_out_at_a_folder_or_bad_path_is_one_line(seeded: Path) -> None:
@@ -332,11 +335,18 @@ def test_broken_pipe_is_one_line(seeded: Path) -> None:
 
 
 def test_emoji_study_name_on_an_ascii_terminal_is_one_line(seeded: Path) -> None:
+    seeded_study = optuna.load_study(study_name="seed", storage="sqlite:///seed.db")
+    optuna.copy_study(from_study_name="seed", from_storage="sqlite:///seed.db",
+                      to_storage="sqlite:///seed.db", to_study_name="nas-\U0001f680")
+    del seeded_study
+    before = _snapshot(seeded)
     result = subprocess.run(
         [sys.executable, "-m", "neuromosaic_optuna.cli", "pareto", QUICK, "--storage",
          "seed.db", "--study-name", "nas-\U0001f680"], cwd=seeded, capture_output=True,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"},
         timeout=120)
     stderr = result.stderr.decode("ascii")
-    assert result.returncode == 2
+    assert result.returncode == 2, stderr
     assert "--study-name" in _one_error_line(stderr)
+    assert result.stdout == b""
+    assert _snapshot(seeded) == before
