@@ -38,13 +38,16 @@ at once; its message is one line and never shows a password.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
 import shlex
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -434,6 +437,10 @@ class _SafeJournalFileBackend(JournalFileBackend):
                 f"skip it, and the next write moves it to {file_path}.torn-<UTC time>")
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with signals_deferred():  # Ctrl-C inside Optuna's lock release would lose the signal
+            self._append(logs)
+
+    def _append(self, logs: list[dict[str, Any]]) -> None:
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs)
                 + "\n").encode("utf-8")
         self._lock_obj.acquire()
@@ -455,6 +462,45 @@ class _SafeJournalFileBackend(JournalFileBackend):
                 os.close(fd)
         finally:
             self._lock_obj.release()
+
+
+#: Signal deferral of the main thread: nesting depth and a signal that arrived meanwhile.
+_DEFERRED: dict[str, Any] = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block, a handler that calls :func:`defer_signal` first is postponed to the
+    block's end (main thread only; other threads never run Python signal handlers). Journal
+    appends use it: an exception raised inside Optuna's lock-file release replaces itself
+    with a ``FileNotFoundError``, so the signal would be lost and the lock left behind.
+
+    Example:
+        >>> with signals_deferred():
+        ...     pass
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED["depth"] -= 1
+        pending = _DEFERRED["pending"]
+        if pending is not None and _DEFERRED["depth"] == 0:
+            _DEFERRED["pending"] = None
+            handler, signum, frame = pending
+            handler(signum, frame)
+
+
+def defer_signal(handler: Any, signum: int, frame: Any) -> bool:
+    """Called first by a signal handler: True when the signal was postponed (the handler
+    returns at once and is called again when the :func:`signals_deferred` block ends)."""
+    if _DEFERRED["depth"] > 0:
+        _DEFERRED["pending"] = (handler, signum, frame)
+        return True
+    return False
 
 
 def _torn_tail_size(path: str) -> int:

@@ -111,9 +111,10 @@ class Interrupted(BaseException):
 
 @contextlib.contextmanager
 def raise_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Interrupted` (as Ctrl-C raises
-    ``KeyboardInterrupt``), so :func:`work` fails the running trial with the reason before
-    the process ends; the previous handler is restored afterwards. Outside the main thread
+    """Within the block, SIGTERM raises :class:`Interrupted` and SIGINT ``KeyboardInterrupt``,
+    so :func:`work` fails the running trial with the reason before the process ends (both are
+    postponed while a journal record is being written); the previous handlers are restored
+    afterwards. Outside the main thread
     it does nothing (Python delivers signals to the main thread only).
 
     Example:
@@ -127,15 +128,23 @@ def raise_on_sigterm() -> Iterator[None]:
         yield
         return
 
-    def _raise(signum: int, _frame: Any) -> None:
+    from neuromosaic_optuna.storage import defer_signal
+
+    def _raise(signum: int, frame: Any) -> None:
+        if defer_signal(_raise, signum, frame):  # inside a journal append: at its end
+            return
         _SIGNALLED[:] = [signum]  # if the exception lands where it is swallowed (a __del__),
-        raise Interrupted(signum)  # work() still stops before its next trial
+        if signum == signal.SIGINT:  # work() still stops before its next trial
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, _raise)
+    previous_int = signal.signal(signal.SIGINT, _raise)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         _SIGNALLED.clear()
 
 
