@@ -203,7 +203,8 @@ def _add_artifact_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-interval", type=_positive_int, default=60, metavar="SECONDS",
-                   help="heartbeat of running trials on database storages (default 60); a "
+                   help="heartbeat of running trials on databases and journal files (default "
+                   "60); a "
                    "trial silent for twice as long is failed and retried")
     p.add_argument("--max-retry", type=_non_negative_int, default=3,
                    help="how often a trial whose worker died is retried (default 3)")
@@ -240,7 +241,69 @@ def _open_study(args: argparse.Namespace) -> tuple[Any, StudyConfig, str]:
         raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; run "
                           f"`neuromosaic run {args.study_file}` first or pass --study-name") \
             from None
+    except Exception as exc:  # noqa: BLE001 (damaged rows: every failure is one line)
+        _close(storage)
+        raise _damaged(url, name, exc) from None
+    try:
+        _read_all(study, url)
+    except ConfigError:
+        _close(storage)
+        raise
     return study, config, url
+
+
+def _close(storage: Any) -> None:
+    """Close an RDB storage's connections (SQLite then removes its -wal/-shm files)."""
+    engine = getattr(storage, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _damaged(url: str, name: str, exc: BaseException) -> ConfigError:
+    from neuromosaic_optuna.storage import StorageError, _one_line, mask_url
+
+    if isinstance(exc, ConfigError):
+        return exc
+    return StorageError(f"cannot read study {name!r} in {mask_url(url)} "
+                        f"({exc.__class__.__name__}: {_one_line(exc, url)[:160]}); the storage "
+                        "is damaged: restore it from a backup or choose another --storage")
+
+
+def _read_all(study: Any, url: str) -> None:
+    """Read every record of ``study`` once, so damaged rows (attribute JSON that does not
+    parse, unknown states, broken distributions) fail here in one line, before any output
+    or write."""
+    from neuromosaic_optuna.storage import StorageError, mask_url
+
+    try:
+        n = len(study.directions)
+        names = study.metric_names
+        _ = study.user_attrs
+        broken = (n == 0 or (names is not None and len(names) != n))
+        for trial in study.get_trials(deepcopy=False):
+            _ = (trial.params, trial.user_attrs, trial.system_attrs, trial.distributions,
+                 trial.intermediate_values)
+            broken = broken or (trial.values is not None and len(trial.values) != n)
+    except Exception as exc:  # noqa: BLE001
+        raise _damaged(url, study.study_name, exc) from None
+    if broken:
+        raise StorageError(f"cannot read study {study.study_name!r} in {mask_url(url)}: its "
+                           "objectives and values do not match (the storage is damaged); "
+                           "restore it from a backup or choose another --storage")
+
+
+def _check_existing_study(storage: Any, url: str, name: str) -> None:
+    """Before a run writes to an existing study, make sure its records can be read."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        _read_all(study, url)
+    except KeyError:
+        return  # a new study
+    except Exception as exc:  # noqa: BLE001
+        _close(storage)
+        raise _damaged(url, name, exc) from None
 
 
 def _load(args: argparse.Namespace) -> StudyConfig:
@@ -309,7 +372,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     storage = make_storage(url, **_storage_options(args))
     import optuna
 
-    from neuromosaic_optuna.study import run_study, run_workers
+    from neuromosaic_optuna.study import run_study, run_workers, study_name_for
+
+    _check_existing_study(storage, url, args.study_name or study_name_for(config))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.workers > 1 and isinstance(storage, optuna.storages.InMemoryStorage):
@@ -379,6 +444,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
+    _check_port_free(args.host, args.port)  # before the storage is opened or notes written
     study, config, url = _open_study(args)
     from neuromosaic_optuna.report import annotate_dashboard, serve_dashboard
 
@@ -387,6 +453,25 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     serve_dashboard(url, host=args.host, port=args.port,
                     artifact_dir=artifact_dir if artifact_dir.is_dir() else None)
     return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise a ConfigError when ``host:port`` cannot be bound (in use, or no such address)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError("--host", f"cannot use {host!r} ({exc.strerror or exc}); "
+                          "e.g. 127.0.0.1") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError("--port", f"cannot listen on {host}:{port} "
+                              f"({exc.strerror or exc}); choose another with --port") from None
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -401,8 +486,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = create_study(config, storage=make_storage(url, **_storage_options(args)),
-                         study_name=args.study_name)
+    from neuromosaic_optuna.study import study_name_for
+
+    storage = make_storage(url, **_storage_options(args))
+    _check_existing_study(storage, url, args.study_name or study_name_for(config))
+    study = create_study(config, storage=storage, study_name=args.study_name)
     from neuromosaic_optuna.study import with_pruning
 
     ran = work(study, objective, callbacks=with_pruning(config, study, objective))
@@ -433,6 +521,10 @@ def _print_front(study: Any, config: StudyConfig, points: Sequence[str] = ()) ->
     infeasible = int((~info.feasible).sum())
     print(f"Pareto front of {study.study_name!r}: {len(info.front)} of {n} completed trials "
           f"({infeasible} infeasible, {int(info.dominated.sum())} feasible but dominated)")
+    if info.non_finite:
+        print(f"note: {len(info.non_finite)} completed trial(s) left out because a value is "
+              f"NaN or infinite: {', '.join(map(str, info.non_finite[:20]))}"
+              + (" ..." if len(info.non_finite) > 20 else ""))
     if len(info.front):
         print(_table(rows))
         ref = ", ".join(_fmt(m, v) for m, v in zip(names, info.reference_point, strict=True))
@@ -528,22 +620,119 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["run", "studies/no-such-file.toml"])
         2
     """
+    from neuromosaic_optuna.study import Interrupted, raise_on_sigterm
+
     parser = _build_parser()
+    args: argparse.Namespace | None = None
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-        if args.command is None:
-            parser.print_help()
-            return 2
-        return _COMMANDS[args.command](args)
-    except _UsageError as exc:
-        print(f"neuromosaic: error: {exc}", file=sys.stderr)
+        with raise_on_sigterm():
+            args = parser.parse_args(list(argv) if argv is not None else None)
+            if args.command is None:
+                parser.print_help()
+                return 2
+            _check_printable(args)
+            return _COMMANDS[args.command](args)
+    except (_UsageError, ConfigError) as exc:
+        _say(f"neuromosaic: error: {exc}")
         return 2
-    except ConfigError as exc:
-        print(f"neuromosaic: error: {exc}", file=sys.stderr)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        import signal
+
+        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+        _say(f"neuromosaic: interrupted by {signal.Signals(signum).name}; a running trial was "
+             "marked failed; run the same command again to resume")
+        return 128 + signum
+    except BrokenPipeError:
+        _silence_stdout()
+        _say("neuromosaic: error: output: the reader of the output closed it (e.g. `| head`); "
+             "nothing more was printed")
         return 2
-    except KeyboardInterrupt:
-        print("neuromosaic: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except Exception as exc:
+        line = _edge_error(exc, args)
+        if line is None:
+            raise
+        _say(f"neuromosaic: error: {line}")
+        return 2
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr, escaping what its encoding cannot show."""
+    stream = sys.stderr
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    text = line.encode(encoding, "backslashreplace").decode(encoding, "replace")
+    with contextlib.suppress(BrokenPipeError, ValueError):  # stderr closed: nothing to tell
+        print(text, file=stream, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise BrokenPipeError again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+        pass
+
+
+def _check_printable(args: argparse.Namespace) -> None:
+    """A study name the terminal cannot show fails before anything runs (it is printed)."""
+    name = getattr(args, "study_name", None)
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    if name is None:
+        return
+    try:
+        name.encode(encoding)
+    except UnicodeEncodeError:
+        raise ConfigError("--study-name", f"{name!a} cannot be shown in this terminal's "
+                          f"encoding ({encoding}); use a plain name or set "
+                          "PYTHONIOENCODING=utf-8") from None
+
+
+def _edge_error(exc: Exception, args: argparse.Namespace | None) -> str | None:
+    """One line for a failure at the edges of a run (damaged storage, full disk, a port in
+    use, an unwritable output, an unencodable name), or None for a genuine bug (which keeps
+    its traceback). The storage URL is shown masked."""
+    import errno
+    import json
+    import sqlite3
+
+    import optuna
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover
+        SQLAlchemyError = sqlite3.Error  # type: ignore[misc,assignment]  # noqa: N806
+    from neuromosaic_optuna.storage import _one_line, mask_url, resolve_storage_url
+
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    url = resolve_storage_url(getattr(args, "storage", None))
+    for e in chain:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            where = f" writing {e.filename}" if e.filename else ""
+            return (f"disk full{where} ({e.strerror}); free some space and run the same "
+                    "command again (finished trials are kept)")
+    for e in chain:
+        if isinstance(e, (SQLAlchemyError, sqlite3.Error, json.JSONDecodeError,
+                          optuna.exceptions.StorageInternalError)):
+            return (f"--storage: cannot read {mask_url(url)}: "
+                    f"{_one_line(e, url)}; the storage is damaged or not an Optuna storage: "
+                    "restore it from a backup or use another --storage")
+    if isinstance(exc, UnicodeEncodeError):
+        encoding = getattr(sys.stdout, "encoding", None) or "?"
+        return (f"output: this terminal's encoding ({encoding}) cannot show a name of the "
+                "study; set PYTHONIOENCODING=utf-8 (or a UTF-8 locale)")
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EADDRINUSE:
+            return "--port: the address is already in use; choose another with --port"
+        target = f"{exc.filename}: " if exc.filename else ""
+        return f"{target}{exc.strerror or exc.__class__.__name__}"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

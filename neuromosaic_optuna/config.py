@@ -31,6 +31,7 @@ The same structure loads from a Python dict with :func:`load_config`. Every erro
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -480,19 +481,96 @@ def load_study_file(path: str | Path, *, budget: str | None = None,
         3
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "no such study file; `neuromosaic studies` lists the "
-                          "shipped ones") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot read the study file ({exc.__class__.__name__})") \
-            from None
+    text = _read_study_text(p)
+    _check_nesting(text, str(path))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except RecursionError:  # pragma: no cover (the nesting check comes first)
+        raise ConfigError(str(path), "nested too deeply") from None
     return load_config(data, budget=budget, overrides=overrides, source=str(p))
+
+
+#: The largest study file read (bytes); shipped ones are under 5 KB.
+MAX_STUDY_FILE_BYTES = 1_000_000
+#: The deepest nesting of arrays and inline tables in a study file (shipped ones use 3).
+MAX_STUDY_FILE_NESTING = 32
+
+
+def _read_study_text(p: Path) -> str:
+    """The file's text, read only when it is a regular file of at most
+    :data:`MAX_STUDY_FILE_BYTES` (a FIFO, a device such as ``/dev/zero`` or a directory would
+    block or never end)."""
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of blocking.
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ConfigError(str(p), "no such study file; `neuromosaic studies` lists the "
+                          "shipped ones") from None
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read the study file "
+                          f"({exc.strerror or exc.__class__.__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ConfigError(str(p), f"the study file is {kind}; give the path of a .toml file")
+        if info.st_size > MAX_STUDY_FILE_BYTES:
+            raise ConfigError(str(p), f"the study file has {info.st_size} bytes, more than "
+                              f"{MAX_STUDY_FILE_BYTES}; is it the right file?")
+        data = os.read(fd, MAX_STUDY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read the study file "
+                          f"({exc.strerror or exc.__class__.__name__})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_STUDY_FILE_BYTES:  # it grew while we read it
+        raise ConfigError(str(p), f"the study file has more than {MAX_STUDY_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"the study file is not UTF-8 text (byte {exc.start}); save "
+                          "it as UTF-8") from None
+
+
+def _check_nesting(text: str, where: str) -> None:
+    """Refuse arrays/inline tables nested deeper than :data:`MAX_STUDY_FILE_NESTING`
+    (``tomllib`` recurses once per level and ends in ``RecursionError`` near 1,000).
+    Brackets inside strings and comments are skipped; ``[table]`` headers count one level."""
+    depth = deepest = 0
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote[0] == '"':
+                i += 2
+                continue
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+        elif c in "\"'":
+            quote = c * 3 if text.startswith(c * 3, i) else c
+            i += len(quote)
+            continue
+        elif c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_STUDY_FILE_NESTING:
+                raise ConfigError(where, f"arrays or tables nested more than "
+                                  f"{MAX_STUDY_FILE_NESTING} deep; a study file needs at "
+                                  "most a few levels")
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
 
 
 def load_config(data: Mapping[str, Any], *, budget: str | None = None,

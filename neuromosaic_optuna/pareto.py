@@ -667,6 +667,8 @@ class ParetoInfo:
         knee_trial: Trial number of the front's knee (see :func:`knee_point`), or None.
         hypervolume: Hypervolume of the feasible rows w.r.t. ``reference_point``.
         reference_point: ``(m,)``; the ``"natural"`` rule over the feasible rows unless given.
+        non_finite: Numbers of COMPLETE trials left out because a metric is NaN or infinite
+            (a damaged or hand-edited storage; a trial never stores one).
     """
 
     trial_numbers: np.ndarray
@@ -681,6 +683,7 @@ class ParetoInfo:
     knee_trial: int | None
     hypervolume: float
     reference_point: np.ndarray
+    non_finite: tuple[int, ...] = ()
 
     @property
     def front_trials(self) -> list[int]:
@@ -704,6 +707,7 @@ class _Table(NamedTuple):
     names: list[str]
     feasible: np.ndarray
     violation: np.ndarray
+    non_finite: tuple[int, ...] = ()
 
 
 def _study_table(study: optuna.Study, metrics: Sequence[str] | None) -> _Table:
@@ -711,10 +715,13 @@ def _study_table(study: optuna.Study, metrics: Sequence[str] | None) -> _Table:
     study_dirs = [d.name.lower() for d in study.directions]
     names = study_names if metrics is None else list(metrics)
     directions = [_direction_of(n, study_names, study_dirs) for n in names]
-    numbers, rows, feasible, violation = [], [], [], []
+    numbers, rows, feasible, violation, non_finite = [], [], [], [], []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         row = [metric_value(trial, n, study_names) for n in names]
         if any(v is None for v in row):
+            continue
+        if not all(math.isfinite(float(v)) for v in row if v is not None):
+            non_finite.append(trial.number)
             continue
         feas, viol = is_feasible(trial), trial_violation(trial)
         numbers.append(trial.number)
@@ -723,7 +730,8 @@ def _study_table(study: optuna.Study, metrics: Sequence[str] | None) -> _Table:
         violation.append(viol)
     return _Table(np.asarray(numbers, dtype=int),
                   np.asarray(rows, dtype=float).reshape(len(rows), len(names)), directions,
-                  names, np.asarray(feasible, dtype=bool), np.asarray(violation, dtype=float))
+                  names, np.asarray(feasible, dtype=bool), np.asarray(violation, dtype=float),
+                  tuple(non_finite))
 
 
 def _table_reference(table: _Table, given: ArrayLike | None) -> np.ndarray:
@@ -785,7 +793,7 @@ def pareto_info(study: optuna.Study, *,
         trial_numbers=table.numbers, values=table.values, directions=table.directions,
         metric_names=table.names, ranks=ranks, feasible=table.feasible,
         violation=table.violation, front=front, dominated=table.feasible & ~on_front,
-        knee_trial=knee, hypervolume=hv, reference_point=ref,
+        knee_trial=knee, hypervolume=hv, reference_point=ref, non_finite=table.non_finite,
     )
 
 

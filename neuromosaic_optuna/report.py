@@ -17,6 +17,7 @@ trade-off numbers from :mod:`neuromosaic_optuna.pareto`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import html
 import math
@@ -611,9 +612,34 @@ def write_report(study: optuna.Study, path: str | Path, *, config: StudyConfig |
         f"{_e(optuna.__version__)} · plotly {_e(plotly.__version__)} · generated {generated}"
         "</footer></body></html>\n",
     ])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    _write_atomically(path, page)
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``: a
+    full disk or a killed process leaves the old file (or none), never a truncated one."""
+    import os
+    import tempfile
+
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder; give a file name such as report.html",
+                                str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make the report private
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # --------------------------------------------------------------------------- dashboard

@@ -22,7 +22,14 @@ RDB storages (SQLite included) get Optuna's heartbeat: a running trial records a
 seconds) is failed by the next worker that starts a trial, and
 :class:`optuna.storages.RetryHeartbeatStaleTrialCallback` enqueues it again (same params,
 system attr ``failed_trial`` = the old trial's number), at most ``max_retry`` times. Optuna 5's
-``JournalStorage`` has no heartbeat.
+``JournalStorage`` has no heartbeat; journal files get the same one from this module (a system
+attr per beat, see :class:`_HeartbeatJournalStorage`), and their appends are whole lines or
+nothing (a torn last line, from a full disk or a killed writer, is set aside with one warning
+before the next write; see :class:`_SafeJournalFileBackend`).
+
+A password must be percent-encoded in a URL (``@`` as ``%40``); a URL with more than one ``@``
+before its host is refused without connecting, and no part of a password appears in any
+message.
 
 Every problem (unknown driver, malformed URL, unreachable server, wrong password, missing
 database or folder) is one :class:`StorageError` raised by :func:`make_storage`, which connects
@@ -31,18 +38,26 @@ at once; its message is one line and never shows a password.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import json
 import os
 import re
 import shlex
+import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
-from neuromosaic_optuna._compat import OptunaCompatError, OrphanAwareRDBStorage
+from neuromosaic_optuna import _compat
+from neuromosaic_optuna._compat import OptunaCompatError, OrphanAwareRDBStorage, heartbeat_base
 from neuromosaic_optuna.exceptions import StorageError
 
 __all__ = [
@@ -259,22 +274,27 @@ def make_storage(url: str, *, heartbeat_interval: int | None = 60,
         raise ValueError(f"max_retry must be a non-negative integer or None, got {max_retry!r}")
     url = _normalize(url.strip())
     kind = _kind(url)
+    if kind == "rdb":
+        _check_userinfo(url)
     if kind == "memory":
         return optuna.storages.InMemoryStorage()
-    if kind == "journal":
-        return _journal_storage(_journal_path(url))
-    if kind == "sqlite":
-        _check_sqlite_folder(url)
-    kwargs = _engine_kwargs(url, kind, engine_kwargs)
     heartbeat: dict[str, Any] = {}
     if heartbeat_interval is not None:
-        heartbeat = {"heartbeat_interval": heartbeat_interval,
-                     "grace_period": grace_period or 2 * heartbeat_interval}
-    with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental"
+        with warnings.catch_warnings():  # the retry callback is "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            heartbeat = {"heartbeat_interval": heartbeat_interval,
+                         "grace_period": grace_period or 2 * heartbeat_interval,
+                         "heartbeat_stale_trial_callback":
+                             optuna.storages.RetryHeartbeatStaleTrialCallback(
+                                 max_retry=max_retry)}
+    if kind == "journal":
+        return _journal_storage(_journal_path(url), heartbeat)
+    if kind == "sqlite":
+        _check_sqlite_folder(url)
+        _check_sqlite_file(url)
+    kwargs = _engine_kwargs(url, kind, engine_kwargs)
+    with warnings.catch_warnings():  # the heartbeat is "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if heartbeat:
-            heartbeat["heartbeat_stale_trial_callback"] = (
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
         for attempt in range(5):
             try:
                 storage = _ResilientRDBStorage(url, engine_kwargs=kwargs, **heartbeat)
@@ -341,18 +361,263 @@ def _serialize_sqlite(engine: Any) -> None:
     engine.dispose()  # connections opened while creating the tables predate the listeners
 
 
-def _journal_storage(path: Path) -> BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
+# --------------------------------------------------------------------------- journal files
 
+#: System attr of a RUNNING trial on a journal file: ``[trial_id, unix time]`` of its last
+#: heartbeat (the id guards against the copy a retried trial inherits).
+JOURNAL_HEARTBEAT_ATTR = "neuromosaic:heartbeat"
+
+
+class _SafeJournalFileBackend(JournalFileBackend):
+    """Optuna's ``JournalFileBackend`` whose appends are whole lines or nothing.
+
+    Optuna writes a batch of records with one buffered ``write``; on a full disk (or a
+    process killed while writing) the file can end in a torn line, and the next append would
+    glue its records onto it, which makes the whole file unreadable. Here each append
+
+    * first sets aside a torn tail (the bytes after the last newline) into
+      ``<file>.torn-<UTC time>`` and cuts the file back to its last whole line, with one
+      warning (readers never saw those bytes: Optuna skips an unterminated last line), and
+    * writes its records with ``os.write`` at the end of the file, then ``fsync``; when a write
+      fails (``ENOSPC``, ``EFBIG``) the file is cut back to its size before the append, so no
+      partial record stays behind, and the error is raised.
+
+    Both happen under Optuna's lock file, so concurrent processes stay consistent.
+    """
+
+    def __init__(self, file_path: str) -> None:
+        from optuna.storages.journal import JournalFileSymlinkLock
+
+        self._path = file_path
+        self._lock_obj = JournalFileSymlinkLock(file_path)
+        super().__init__(file_path, lock_obj=self._lock_obj)
+        if _last_line_damaged(file_path):
+            # Optuna skips an unparsable last line silently: the record it held (and any
+            # glued onto a torn line by an older version) would be lost without a word.
+            raise ValueError("the last line is not a JSON record")
+        torn = _torn_tail_size(file_path)
+        self._warned = bool(torn)
+        if torn:
+            optuna.logging.get_logger(__name__).warning(
+                f"the journal file {file_path} ends in an incomplete record ({torn} bytes, "
+                "from a run interrupted while writing; no finished record is lost): readers "
+                f"skip it, and the next write moves it to {file_path}.torn-<UTC time>")
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with signals_deferred():  # Ctrl-C inside Optuna's lock release would lose the signal
+            self._append(logs)
+
+    def _append(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs)
+                + "\n").encode("utf-8")
+        self._lock_obj.acquire()
+        try:
+            _set_aside_torn_tail(self._path, warn=not self._warned)
+            self._warned = False
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+            try:
+                size = os.fstat(fd).st_size
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except BaseException:
+                    os.ftruncate(fd, size)  # whole lines or nothing
+                    raise
+            finally:
+                os.close(fd)
+        finally:
+            self._lock_obj.release()
+
+
+#: Signal deferral of the main thread: nesting depth and a signal that arrived meanwhile.
+_DEFERRED: dict[str, Any] = {"depth": 0, "pending": None}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within the block, a handler that calls :func:`defer_signal` first is postponed to the
+    block's end (main thread only; other threads never run Python signal handlers). Journal
+    appends use it: an exception raised inside Optuna's lock-file release replaces itself
+    with a ``FileNotFoundError``, so the signal would be lost and the lock left behind.
+
+    Example:
+        >>> with signals_deferred():
+        ...     pass
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED["depth"] -= 1
+        pending = _DEFERRED["pending"]
+        if pending is not None and _DEFERRED["depth"] == 0:
+            _DEFERRED["pending"] = None
+            handler, signum, frame = pending
+            handler(signum, frame)
+
+
+def defer_signal(handler: Any, signum: int, frame: Any) -> bool:
+    """Called first by a signal handler: True when the signal was postponed (the handler
+    returns at once and is called again when the :func:`signals_deferred` block ends)."""
+    if _DEFERRED["depth"] > 0:
+        _DEFERRED["pending"] = (handler, signum, frame)
+        return True
+    return False
+
+
+def _torn_tail_size(path: str) -> int:
+    """Bytes after the last newline of the file (0 when it ends in a whole line)."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            step = min(65536, position)
+            f.seek(position - step)
+            chunk = f.read(step)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                return end - (position - step + newline + 1)
+            position -= step
+        return end
+
+
+def _last_line_damaged(path: str) -> bool:
+    """Whether the last newline-terminated line of the file is not a JSON object."""
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END) - _torn_tail_size(path)
+        if end <= 0:
+            return False
+        start = max(0, end - (1 << 20))
+        f.seek(start)
+        chunk = f.read(end - start)
+    body = chunk[:-1]
+    newline = body.rfind(b"\n")
+    if newline < 0 and start > 0:
+        return False  # a record over 1 MB: leave it to Optuna's reader
+    try:
+        return not isinstance(json.loads(body[newline + 1:]), dict)
+    except ValueError:
+        return True
+
+
+def _set_aside_torn_tail(path: str, *, warn: bool = True) -> None:
+    """Move a torn last line into ``<path>.torn-<UTC time>`` and cut it from the file (with a
+    warning unless this process warned about it when it opened the file)."""
+    torn = _torn_tail_size(path)
+    if not torn:
+        return
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    keep = f"{path}.torn-{stamp}"
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(size - torn)
+        tail = f.read()
+        with open(keep, "xb") as copy:
+            copy.write(tail)
+            copy.flush()
+            os.fsync(copy.fileno())
+        f.truncate(size - torn)
+        f.flush()
+        os.fsync(f.fileno())
+    log = optuna.logging.get_logger(__name__)
+    (log.warning if warn else log.info)(
+        f"the journal file {path} ended in an incomplete record ({torn} bytes, from a run "
+        f"interrupted while writing); set aside in {keep}, no finished record was lost")
+
+
+class _HeartbeatJournalStorage(optuna.storages.JournalStorage, heartbeat_base()):  # type: ignore[misc]
+    """Optuna's ``JournalStorage`` with the heartbeat RDB storages have.
+
+    A running trial records ``[trial_id, time]`` as system attr
+    :data:`JOURNAL_HEARTBEAT_ATTR` every ``heartbeat_interval`` seconds (one short journal
+    record); a RUNNING trial whose last beat (or, before its first beat, its start) is older
+    than ``grace_period`` is stale. Optuna's trial loop then fails it and the retry callback
+    enqueues it again, exactly as on SQLite or PostgreSQL.
+    """
+
+    def __init__(self, backend: JournalFileBackend, *, heartbeat_interval: int,
+                 grace_period: int, stale_trial_callback: Any) -> None:
+        super().__init__(backend)
+        self._heartbeat_interval = heartbeat_interval
+        self._grace_period = grace_period
+        self._stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, JOURNAL_HEARTBEAT_ATTR,
+                                       [trial_id, time.time()])
+        except Exception as exc:  # noqa: BLE001 (a finished trial or a full disk: beat again)
+            optuna.logging.get_logger(__name__).warning(
+                f"heartbeat of trial id {trial_id} not recorded ({exc.__class__.__name__}); "
+                "retrying at the next beat")
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False,
+                                         states=(TrialState.RUNNING,)):
+            beat = trial.system_attrs.get(JOURNAL_HEARTBEAT_ATTR)
+            if (isinstance(beat, list) and len(beat) == 2 and beat[0] == _compat.trial_id(trial)
+                    and isinstance(beat[1], (int, float))):
+                last = float(beat[1])
+            elif trial.datetime_start is not None:
+                last = trial.datetime_start.timestamp()
+            else:
+                continue
+            if now - last > self._grace_period:
+                stale.append(_compat.trial_id(trial))
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self._heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Any:
+        return self._stale_trial_callback
+
+
+def _journal_storage(path: Path, heartbeat: dict[str, Any]) -> BaseStorage:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise StorageError(f"the folder {folder} of the journal file {path} does not exist; "
                            "create it first")
+    if path.exists() and not path.is_file():
+        raise StorageError(f"the journal file {path} is not a regular file; choose a file path")
     try:
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    except (OSError, ValueError) as exc:
+        backend = _SafeJournalFileBackend(str(path))
+        if heartbeat:
+            return _HeartbeatJournalStorage(
+                backend, heartbeat_interval=heartbeat["heartbeat_interval"],
+                grace_period=heartbeat["grace_period"],
+                stale_trial_callback=heartbeat["heartbeat_stale_trial_callback"])
+        return optuna.storages.JournalStorage(backend)
+    except OSError as exc:
         raise StorageError(f"cannot open the journal file {path}: "
-                           f"{_one_line(exc)}") from None
+                           f"{exc.strerror or _one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 (a damaged record: JSON, keys, types, op codes)
+        raise StorageError(f"cannot read the journal file {path}: {_damaged_line(path)} "
+                           f"({exc.__class__.__name__}); restore it from a backup or remove "
+                           "that line (a copy first)") from None
+
+
+def _damaged_line(path: Path) -> str:
+    """Where a journal file stops being a list of JSON records."""
+    try:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    return f"line {number} is not a JSON record"
+                if not isinstance(record, dict) or "op_code" not in record:
+                    return f"line {number} is not a journal record"
+    except OSError as exc:
+        return exc.strerror or exc.__class__.__name__
+    return "a record does not fit the ones before it"
 
 
 def _check_sqlite_folder(url: str) -> None:
@@ -364,6 +629,64 @@ def _check_sqlite_folder(url: str) -> None:
     if not database.exists() and not os.access(folder, os.W_OK | os.X_OK):
         raise StorageError(f"cannot create the SQLite file {database}: the folder {folder} "
                            "is not writable")
+
+
+#: Tables every Optuna SQLite database has (checked once ``version_info`` shows it is one).
+_OPTUNA_TABLES = ("studies", "study_directions", "study_user_attributes", "trials",
+                  "trial_params", "trial_values", "trial_user_attributes",
+                  "trial_system_attributes", "trial_intermediate_values", "trial_heartbeats",
+                  "study_system_attributes", "alembic_version")
+
+
+def _check_sqlite_file(url: str) -> None:
+    """An existing SQLite file must be an intact Optuna database: its header, SQLite's
+    ``PRAGMA quick_check`` (garbage in any page) and Optuna's tables. Opened read-only, so a
+    damaged file is refused before anything is written to it (Optuna would recreate a dropped
+    table empty and carry on)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    database = Path(str(_sqlite_database(url))).expanduser()
+    if not database.exists():
+        return
+    if not database.is_file():
+        raise StorageError(f"cannot open {database}: not a regular file; choose a file")
+    fix = "restore it from a backup or choose another --storage"
+    try:
+        with open(database, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise StorageError(f"cannot read the SQLite file {database}: "
+                           f"{exc.strerror or exc.__class__.__name__}") from None
+    if not header:
+        return  # an empty file: SQLite makes it a database
+    if header != b"SQLite format 3\x00":
+        raise StorageError(f"cannot open {database}: it is not an SQLite database (its first "
+                           f"bytes are not SQLite's); {fix}")
+    try:
+        # mode=rw never creates the file; and unlike a read-only connection, closing it
+        # removes the -wal/-shm files it opened. A read-only file is checked read-only.
+        mode = "rw" if os.access(database, os.W_OK) else "ro"
+        connection = sqlite3.connect(f"file:{quote(str(database.resolve()))}?mode={mode}",
+                                     uri=True, timeout=60)
+        try:
+            problems = [str(row[0]) for row in
+                        connection.execute("PRAGMA quick_check(3)").fetchall()]
+            tables = {str(row[0]) for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged "
+                           f"({_one_line(exc)}); {fix}") from None
+    if problems != ["ok"]:
+        found = " ".join(" ".join(problems).split()).replace("*** in database main *** ", "")
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged "
+                           f"({found[:200]}); {fix}")
+    missing = [t for t in _OPTUNA_TABLES if t not in tables]
+    if "version_info" in tables and missing:
+        raise StorageError(f"cannot open the SQLite file {database}: it is damaged (Optuna's "
+                           f"table(s) {', '.join(missing)} are missing); {fix}")
 
 
 def _engine_kwargs(url: str, kind: _Kind, extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -425,7 +748,8 @@ def _connection_error(url: str, exc: BaseException) -> StorageError:
     low = reason.lower()
     parsed = make_url(url)
     if "password authentication failed" in low or "access denied" in low:
-        hint = f"check the user name {parsed.username!r} and its password"
+        hint = (f"check the user name {parsed.username!r} and its password; "
+                f"{PERCENT_ENCODE_HINT}")
     elif "database" in low and ("does not exist" in low or "unknown database" in low):
         hint = f"create the database {parsed.database!r} first (e.g. createdb) or fix its name"
     elif "unable to open database file" in low:
@@ -439,6 +763,49 @@ def _connection_error(url: str, exc: BaseException) -> StorageError:
     return StorageError(f"cannot open {mask_url(url)}: {reason}" + (f"; {hint}" if hint else ""))
 
 
+#: What every message about a password says: how to write one that has special characters.
+PERCENT_ENCODE_HINT = ("percent-encode special characters of the password (@ as %40, : as %3A, "
+                       "/ as %2F, % as %25), e.g. python -c \"import urllib.parse; "
+                       "print(urllib.parse.quote('PASSWORD', safe=''))\"")
+
+
+def _check_userinfo(url: str) -> None:
+    """Refuse a URL whose user name or password holds an unescaped ``@``.
+
+    SQLAlchemy splits such a URL at the first ``@``, so the rest of the password would become
+    part of the host name and reach the driver's error message (``failed to resolve host
+    '2xyz@db.lan'``). The message names neither part.
+    """
+    if url.split("://", 1)[1].count("@") > 1:
+        raise StorageError(f"{mask_url(url)} has more than one '@' before the host; "
+                           f"{PERCENT_ENCODE_HINT}")
+
+
+def _secret_fragments(url: str) -> list[str]:
+    """Every text that may be (part of) the password of ``url``, longest first: the parsed
+    password, its raw and decoded forms, and the pieces between unescaped ``@`` characters."""
+    from urllib.parse import unquote
+
+    fragments: set[str] = set()
+    match = _USERINFO.match(url) or _BARE_USERINFO.match(url)
+    if match:
+        raw = match.group(2)
+        for text in (raw, unquote(raw)):
+            fragments.add(text)
+            fragments.update(part for part in re.split(r"[@:/]", text) if len(part) >= 3)
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 (an unparsable URL still has its regex fragments)
+        password = None
+    if password:
+        fragments.add(str(password))
+    for m in _KEY_PASSWORD.finditer(url):
+        fragments.add(m.group(3))
+    return sorted((f for f in fragments if f), key=len, reverse=True)
+
+
 def _one_line(exc: BaseException, url: str | None = None) -> str:
     """The driver's own message (not SQLAlchemy's wrapper), on one line, without the password."""
     cause = getattr(exc, "orig", None) or exc
@@ -446,13 +813,7 @@ def _one_line(exc: BaseException, url: str | None = None) -> str:
     text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
     text = text or type(cause).__name__
     if url is not None:
-        from sqlalchemy.engine import make_url
-
-        try:
-            password = make_url(url).password
-        except Exception:
-            password = None
-        if password:
-            text = text.replace(str(password), "***")
         text = text.replace(url, mask_url(url))
+        for fragment in _secret_fragments(url):
+            text = text.replace(fragment, "***")
     return text[:300]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -25,8 +25,8 @@ from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
 from neuromosaic_optuna.record import status_of
 from neuromosaic_optuna.samplers import make_sampler
 
-__all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
-           "run_workers", "study_name_for", "work"]
+__all__ = ["FINISHED_STATES", "Interrupted", "count_finished", "create_study", "open_slots",
+           "raise_on_sigterm", "run_study", "run_workers", "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -96,6 +96,79 @@ def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = Non
             study.enqueue_trial(dict(params), user_attrs={"origin": "known_good"},
                                 skip_if_exists=True)
     return study
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal (SIGINT, SIGTERM); the trial that was running has been
+    marked FAIL with the reason, so the next run replaces it at once.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so that no ``except Exception`` and no
+    Optuna trial loop swallows it. ``signum`` is the signal's number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def raise_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Interrupted` and SIGINT ``KeyboardInterrupt``,
+    so :func:`work` fails the running trial with the reason before the process ends (both are
+    postponed while a journal record is being written); the previous handlers are restored
+    afterwards. Outside the main thread
+    it does nothing (Python delivers signals to the main thread only).
+
+    Example:
+        >>> with raise_on_sigterm():
+        ...     pass
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    from neuromosaic_optuna.storage import defer_signal
+
+    def _raise(signum: int, frame: Any) -> None:
+        if defer_signal(_raise, signum, frame):  # inside a journal append: at its end
+            return
+        _SIGNALLED[:] = [signum]  # if the exception lands where it is swallowed (a __del__),
+        if signum == signal.SIGINT:  # work() still stops before its next trial
+            raise KeyboardInterrupt
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    previous_int = signal.signal(signal.SIGINT, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        _SIGNALLED.clear()
+
+
+#: The signal received inside :func:`raise_on_sigterm`, if any.
+_SIGNALLED: list[int] = []
+
+
+def _fail_interrupted(study: optuna.Study, trial_id: int, signum: int) -> None:
+    """Mark this worker's running trial FAIL with the signal as its reason."""
+    import signal
+
+    storage = _compat.storage_of(study)
+    name = signal.Signals(signum).name
+    try:
+        if storage.get_trial(trial_id).state != TrialState.RUNNING:
+            return
+        storage.set_trial_user_attr(trial_id, "status", "failed")
+        storage.set_trial_user_attr(trial_id, "reason", f"interrupted by {name}; the next run "
+                                    "replaces it with a new slot")
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except (optuna.exceptions.UpdateFinishedTrialError, KeyboardInterrupt, Interrupted):
+        pass  # finished meanwhile, or a second signal: the heartbeat marks it stale instead
 
 
 class _NoSlot(Exception):
@@ -215,11 +288,23 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     def tracked(trial: optuna.trial.Trial) -> Any:
         in_flight[:] = [_compat.trial_id(trial)]
-        return objective(trial)
+        try:
+            return objective(trial)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            # Fail the trial here, with the reason, and leave Optuna's loop by an exception
+            # it does not catch (it would log a KeyboardInterrupt with its whole traceback).
+            import signal
+
+            signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+            _fail_interrupted(study, _compat.trial_id(trial), signum)
+            in_flight.clear()
+            raise Interrupted(signum) from None
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
         in_flight.clear()
         ran.append(trial.number)
+        if _SIGNALLED:
+            raise Interrupted(_SIGNALLED[0])
         if trial.state == TrialState.FAIL and trial.user_attrs.get("status") != "diverged":
             failures.append(trial)
             if len(failures) >= MAX_FAILURES_IN_A_ROW:
@@ -228,36 +313,44 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
             failures.clear()
 
     storage_errors = 0
-    with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
-        while len(failures) < MAX_FAILURES_IN_A_ROW:
-            try:
-                if in_flight:  # its result was lost with the connection: fail and replace it
-                    _fail_lost_trial(study, in_flight[0])
-                    in_flight.clear()
-                waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    try:
+        with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
+            while len(failures) < MAX_FAILURES_IN_A_ROW:
                 try:
-                    study.optimize(tracked, n_trials=max(waiting, 1), catch=(Exception,),
-                                   callbacks=[count, _replace_failed, *callbacks],
-                                   show_progress_bar=show_progress_bar and waiting > 0,
-                                   gc_after_trial=False)
-                except _NoSlot:
-                    if not _await_stragglers(study):
-                        break
-            except Exception as exc:
-                if in_flight and _finished(study, in_flight[0]):
-                    # Its result could not be told because the trial was already finished:
-                    # failed as stale by another worker (its heartbeats were lost with the
-                    # connection) while it still ran; the retry is another slot. Go on.
-                    in_flight.clear()
-                    continue
-                if not _lost_storage(exc):
-                    raise
-                storage_errors += 1  # the database went away; pool_pre_ping reconnects
-                if storage_errors > 30:
-                    raise
-                time.sleep(1.0)
-            if STOPPED_ATTR in study.user_attrs:  # a stopping callback ended the study
-                break
+                    if in_flight:  # its result was lost with the connection: fail and replace it
+                        _fail_lost_trial(study, in_flight[0])
+                        in_flight.clear()
+                    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+                    try:
+                        study.optimize(tracked, n_trials=max(waiting, 1), catch=(Exception,),
+                                       callbacks=[count, _replace_failed, *callbacks],
+                                       show_progress_bar=show_progress_bar and waiting > 0,
+                                       gc_after_trial=False)
+                    except _NoSlot:
+                        if not _await_stragglers(study):
+                            break
+                except Exception as exc:
+                    if in_flight and _finished(study, in_flight[0]):
+                        # Its result could not be told because the trial was already finished:
+                        # failed as stale by another worker (its heartbeats were lost with the
+                        # connection) while it still ran; the retry is another slot. Go on.
+                        in_flight.clear()
+                        continue
+                    if not _lost_storage(exc):
+                        raise
+                    storage_errors += 1  # the database went away; pool_pre_ping reconnects
+                    if storage_errors > 30:
+                        raise
+                    time.sleep(1.0)
+                if STOPPED_ATTR in study.user_attrs:  # a stopping callback ended the study
+                    break
+    except (KeyboardInterrupt, Interrupted) as exc:  # outside the objective (e.g. sampling)
+        import signal
+
+        signum = exc.signum if isinstance(exc, Interrupted) else int(signal.SIGINT)
+        if in_flight:
+            _fail_interrupted(study, in_flight[0], signum)
+        raise Interrupted(signum) from None
     if len(failures) >= MAX_FAILURES_IN_A_ROW:
         reason = failures[-1].user_attrs.get("reason", "see the trial's log")
         raise RuntimeError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: trial "
@@ -334,11 +427,11 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
 
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = create_study(config, storage=make_storage(storage_url, **storage_options),
-                         study_name=study_name)
-    objective = Objective(config)
-    callbacks = with_pruning(config, study, objective)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt, Interrupted), raise_on_sigterm():
+        study = create_study(config, storage=make_storage(storage_url, **storage_options),
+                             study_name=study_name)
+        objective = Objective(config)
+        callbacks = with_pruning(config, study, objective)
         work(study, objective, callbacks=callbacks)
 
 
@@ -392,8 +485,11 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
         torch.set_num_threads(threads)
         try:
             work(study, objective, callbacks=callbacks)
-        except BaseException:
-            for p in procs:  # they stop on their own (Ctrl-C reaches the whole group)
+        except BaseException as exc:
+            for p in procs:  # Ctrl-C reaches the whole group; a SIGTERM only this process
+                if isinstance(exc, Interrupted) and p.is_alive():
+                    p.terminate()  # each fails its running trial with the reason and stops
+            for p in procs:
                 p.join(timeout=30)
             raise
         finally:

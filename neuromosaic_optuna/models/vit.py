@@ -81,7 +81,7 @@ def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> Bu
         >>> build_vision_transformer({"patch_size": 32}, BuildContext(10, 48))
         Traceback (most recent call last):
         ...
-        neuromosaic_optuna.models._registry.ArchitectureError: patch_size 32 does not divide the input resolution 48
+        neuromosaic_optuna.exceptions.ArchitectureError: patch_size 32 does not divide the input resolution 48
     """  # noqa: E501
     unknown = sorted(set(params) - set(_KNOWN_PARAMS))
     if unknown:
