@@ -55,7 +55,7 @@ import optuna
 from optuna.pruners import BasePruner, NopPruner
 from optuna.trial import FrozenTrial, TrialState
 
-from neuromosaic_optuna.config import ConfigError, StudyConfig
+from neuromosaic_optuna.config import ConfigError, StudyConfig, check_argument_types
 from neuromosaic_optuna.constraints import is_feasible
 from neuromosaic_optuna.metrics import METRICS
 from neuromosaic_optuna.pareto import (
@@ -836,6 +836,7 @@ def _instantiate(cls: type[BasePruner], kwargs: Mapping[str, Any], path: str) ->
         if key not in accepted or key == "self":
             raise ConfigError(f"{path}.{key}", f"{cls.__name__} takes no argument {key!r}; it "
                               f"takes {', '.join(k for k in accepted if k != 'self') or 'none'}")
+    check_argument_types(cls, kwargs, path)
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -50,7 +50,7 @@ from optuna.samplers.nsgaii import BaseCrossover
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from neuromosaic_optuna.config import ConfigError, StudyConfig
+from neuromosaic_optuna.config import ConfigError, StudyConfig, check_argument_types
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
 from neuromosaic_optuna.space import unit_position
 
@@ -694,6 +694,7 @@ def _instantiate(cls: type[BaseSampler], kwargs: Mapping[str, Any], seed: int,
     for key in kwargs:
         if key not in params:
             raise ConfigError(f"{path}.{key}", f"{cls.__name__} takes no argument {key!r}")
+    check_argument_types(cls, kwargs, path)
     if "seed" in params and "seed" not in kwargs:
         kwargs["seed"] = seed
     try:
