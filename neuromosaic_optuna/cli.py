@@ -2,7 +2,8 @@
 
 Every bad input (study file, flag, storage URL, dataset path) ends as one line on stderr,
 ``neuromosaic: error: <field>: <what to do>``, and exit code 2, before anything is written
-to a storage.
+to a storage. A run whose trials keep failing or diverging stops with one line naming the
+likely cause and exit code 2 as well (the reason is stored on the study).
 """
 
 from __future__ import annotations

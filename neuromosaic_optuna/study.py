@@ -342,7 +342,7 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     in_flight: list[int] = []  # id of the trial this worker runs, until its result is stored
     max_failed = max(MAX_FAILURES_IN_A_ROW,
                      len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))))
-    if FAILURE_STOP_ATTR in study.user_attrs:  # an earlier run stopped; this one tries again
+    if study.user_attrs.get(FAILURE_STOP_ATTR):  # an earlier run stopped; this one retries
         study.set_user_attr(FAILURE_STOP_ATTR, None)
 
     def tracked(trial: optuna.trial.Trial) -> Any:
