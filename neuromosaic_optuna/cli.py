@@ -2,7 +2,8 @@
 
 Every bad input (study file, flag, storage URL, dataset path) ends as one line on stderr,
 ``neuromosaic: error: <field>: <what to do>``, and exit code 2, before anything is written
-to a storage.
+to a storage. A run whose trials keep failing or diverging stops with one line naming the
+likely cause and exit code 2 as well (the reason is stored on the study).
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_heartbeat_args(run)
     _add_artifact_arg(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_changed_space_arg(run)
 
     worker = sub.add_parser("worker", help="join a running study from another shell or "
                             "machine and work on its open trial slots")
@@ -201,6 +203,12 @@ def _add_artifact_arg(p: argparse.ArgumentParser) -> None:
                    f"study file's artifact_dir, else ./{DEFAULT_ARTIFACT_DIR})")
 
 
+def _add_changed_space_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-changed-space", action="store_true",
+                   help="run an existing study although the study file changed its search "
+                   "space, objectives, dataset, resolution or model options (default: refused)")
+
+
 def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat-interval", type=_positive_int, default=60, metavar="SECONDS",
                    help="heartbeat of running trials on databases and journal files (default "
@@ -227,19 +235,36 @@ def _add_study_args(p: argparse.ArgumentParser) -> None:
 def _open_study(args: argparse.Namespace) -> tuple[Any, StudyConfig, str]:
     """Load the existing study a command inspects (never creates one)."""
     config = _load(args)
-    import optuna
 
-    from neuromosaic_optuna.storage import make_storage, mask_url, resolve_storage_url
+    from neuromosaic_optuna.storage import resolve_storage_url
     from neuromosaic_optuna.study import study_name_for
 
     url = resolve_storage_url(args.storage)
     name = args.study_name or study_name_for(config)
-    storage = make_storage(url)
+    study = _load_existing(url, name, f"run `neuromosaic run {args.study_file}` first or "
+                           "pass --study-name", _storage_options(args)
+                           if hasattr(args, "heartbeat_interval") else {})
+    return study, config, url
+
+
+def _load_existing(url: str, name: str, fix: str, options: dict[str, Any],
+                   field: str = "--storage") -> Any:
+    """Load study ``name`` from ``url`` without creating the storage file or the study, and
+    read every record once (a damaged storage is one line)."""
+    import optuna
+
+    from neuromosaic_optuna.storage import make_storage, mask_url, storage_file_missing
+
+    missing = storage_file_missing(url)
+    if missing is not None:
+        raise ConfigError(field, f"{missing} does not exist (no study is stored there); "
+                          "check the path")
+    storage = make_storage(url, **options)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; run "
-                          f"`neuromosaic run {args.study_file}` first or pass --study-name") \
+        _close(storage)
+        raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; {fix}") \
             from None
     except Exception as exc:  # noqa: BLE001 (damaged rows: every failure is one line)
         _close(storage)
@@ -249,7 +274,7 @@ def _open_study(args: argparse.Namespace) -> tuple[Any, StudyConfig, str]:
     except ConfigError:
         _close(storage)
         raise
-    return study, config, url
+    return study
 
 
 def _close(storage: Any) -> None:
@@ -361,14 +386,26 @@ def _print_results(study: Any, config: StudyConfig, storage_url: str) -> None:
     print(f"Inspect it: {dashboard_command(storage_url)}")
 
 
+def _cap_workers(args: argparse.Namespace, config: StudyConfig) -> None:
+    """No more workers than trials; a warning (one line) above the CPU count."""
+    import os
+
+    if args.workers > config.max_trials:
+        args.workers = config.max_trials
+    cpus = os.cpu_count() or 1
+    if args.workers > cpus:
+        print(f"neuromosaic: warning: --workers {args.workers} is more than the {cpus} CPU "
+              "cores; the workers will share them", file=sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
-    from neuromosaic_optuna.objective import Objective
     from neuromosaic_optuna.storage import make_storage, resolve_storage_url
+    from neuromosaic_optuna.study import preflight
 
     url = resolve_storage_url(args.storage)
-    objective = Objective(config)
-    objective.preflight()  # a missing dataset fails before any storage is touched
+    _cap_workers(args, config)
+    objective = preflight(config)  # bad input fails before any storage is touched
     storage = make_storage(url, **_storage_options(args))
     import optuna
 
@@ -384,10 +421,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         study = run_workers(config, storage_url=url, study_name=args.study_name,
                             workers=args.workers, storage_options=_storage_options(args),
-                            objective=objective)
+                            objective=objective,
+                            allow_changed_space=args.allow_changed_space)
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
-                          objective=objective, show_progress_bar=not args.no_progress)
+                          objective=objective, show_progress_bar=not args.no_progress,
+                          allow_changed_space=args.allow_changed_space)
     _print_results(study, config, url)
     return 0
 
@@ -402,7 +441,9 @@ def _transfer(args: argparse.Namespace, config: StudyConfig, url: str, storage: 
         raise ConfigError("--selection", f"expected one of {', '.join(SELECTIONS)}, got "
                           f"{selection!r}")
     if source is None:
-        Objective(source_config(config)).preflight()
+        from neuromosaic_optuna.study import preflight
+
+        preflight(source_config(config), Objective(source_config(config)))
     result = run_transfer(config, storage=url if args.workers > 1 else storage,
                           study_name=args.study_name, source=source,
                           source_storage=source_storage, selection=selection, top_k=top_k,
@@ -419,13 +460,19 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
     if not config.transfer_strategy:
         config = config.with_overrides(transfer_strategy="warm_start")
+    from neuromosaic_optuna.study import preflight
+
     url = resolve_storage_url(args.storage)
-    Objective(config).preflight()
-    storage = make_storage(url, **_storage_options(args))
+    _cap_workers(args, config)
+    preflight(config, Objective(config))
     source_storage = None
     if args.source_storage:
         source_storage = resolve_storage_url(args.source_storage)
-        make_storage(source_storage)  # an unreachable source fails here, in one line
+    # The source must exist before anything is written (an unreachable one fails in one line).
+    _load_existing(source_storage or url, args.source, "name an existing study with --from "
+                   "(and --source-storage if it lives elsewhere)", {},
+                   "--source-storage" if args.source_storage else "--from")
+    storage = make_storage(url, **_storage_options(args))
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -478,19 +525,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     config = _load(args)
     from neuromosaic_optuna.objective import Objective
     from neuromosaic_optuna.storage import make_storage, mask_url, resolve_storage_url
-    from neuromosaic_optuna.study import create_study, work
+    from neuromosaic_optuna.study import create_study, preflight, study_name_for, work
 
     url = resolve_storage_url(args.storage)
-    objective = Objective(config)
-    objective.preflight()
+    objective = preflight(config, Objective(config))
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from neuromosaic_optuna.study import study_name_for
-
-    storage = make_storage(url, **_storage_options(args))
-    _check_existing_study(storage, url, args.study_name or study_name_for(config))
-    study = create_study(config, storage=storage, study_name=args.study_name)
+    name = args.study_name or study_name_for(config)
+    # A worker joins a study that `run` made: it never creates a storage or a study.
+    _load_existing(url, name, f"start it with `neuromosaic run {args.study_file}` (same "
+                   "--storage and --study-name) first", _storage_options(args))
+    study = create_study(config, storage=make_storage(url, **_storage_options(args)),
+                         study_name=name)
     from neuromosaic_optuna.study import with_pruning
 
     ran = work(study, objective, callbacks=with_pruning(config, study, objective))

@@ -43,7 +43,7 @@ from neuromosaic_optuna.space import SearchSpace
 if TYPE_CHECKING:
     from neuromosaic_optuna.data import DatasetSplits
 
-__all__ = ["Objective", "REJECTED_ACCURACY", "weighted_score"]
+__all__ = ["Objective", "REJECTED_ACCURACY", "check_writable_dir", "weighted_score"]
 
 #: Accuracy recorded for a trial rejected before training (see module docstring).
 REJECTED_ACCURACY = 0.0
@@ -168,18 +168,104 @@ class Objective:
         return self._splits[resolution]
 
     def preflight(self) -> None:
-        """Fail fast, before any storage is touched: load the dataset (or check that a
-        tabular backend knows it), so a missing dataset is a :class:`ConfigError`."""
+        """Fail fast, before any storage is touched, with a :class:`ConfigError`: the
+        artifact folder exists or can be made and is writable; the search space,
+        ``model_options`` and ``known_good`` fit the builder (names it reads, values inside
+        the space, each range end buildable and under the size limits, sized on the ``meta``
+        device without allocating memory); the dataset loads (or a tabular backend knows it).
+        """
         from neuromosaic_optuna.models import get_tabular, is_tabular
 
-        if is_tabular(self.config.architecture_type):
-            backend = get_tabular(self.config.architecture_type)
+        cfg = self.config
+        if cfg.artifact_dir:
+            check_writable_dir(cfg.artifact_dir, "artifact_dir")
+        self._check_known_good()
+        if is_tabular(cfg.architecture_type):
+            backend = get_tabular(cfg.architecture_type)
             known = getattr(backend, "datasets", None)
-            if known is not None and self.config.dataset.lower() not in known:
-                raise ConfigError("dataset", f"{self.config.architecture_type} has tables for "
-                                  f"{', '.join(known)}, not {self.config.dataset!r}")
+            if known is not None and cfg.dataset.lower() not in known:
+                raise ConfigError("dataset", f"{cfg.architecture_type} has tables for "
+                                  f"{', '.join(known)}, not {cfg.dataset!r}")
             return
+        self._check_builder()
         self.dataset(self.input_resolution({}))
+
+    def _check_known_good(self) -> None:
+        """Every ``known_good`` param is a search-space param with a value inside the space."""
+        for i, params in enumerate(self.config.known_good):
+            for name, value in params.items():
+                path = f"known_good[{i}].{name}"
+                dist = self.space.distributions.get(name)
+                if dist is None:
+                    raise ConfigError(path, f"not a search-space parameter; the space has "
+                                      f"{', '.join(self.space.distributions)}")
+                try:
+                    inside = dist._contains(dist.to_internal_repr(value))
+                except (ValueError, TypeError):
+                    inside = False
+                if not inside:
+                    raise ConfigError(path, f"{value!r} is outside the search space "
+                                      f"({_describe(dist)})")
+
+    def _check_builder(self) -> None:
+        """Check names against the builder's schema, then build each range end of every
+        param on the ``meta`` device (the other params at their low end / first choice)."""
+        from neuromosaic_optuna.models import (
+            ArchitectureError,
+            BuildContext,
+            builder_schema,
+            count_params_meta,
+            get_builder,
+        )
+
+        cfg = self.config
+        schema = builder_schema(cfg.architecture_type)
+        arch = {n: d for n, d in self.space.distributions.items() if n not in TRAINING_PARAMS}
+        if schema is not None:
+            known_params, known_options = schema
+            for name in arch:
+                if name not in known_params:
+                    raise ConfigError(f"search_space.{name}", f"{cfg.architecture_type} has no "
+                                      f"param {name!r}; it has {', '.join(sorted(known_params))}"
+                                      f" (training: {', '.join(sorted(TRAINING_PARAMS))})")
+            for key in cfg.model_options:
+                if key not in known_options:
+                    raise ConfigError(f"model_options.{key}", f"unknown option for "
+                                      f"{cfg.architecture_type}; known: "
+                                      f"{', '.join(sorted(known_options))}")
+        builder = get_builder(cfg.architecture_type)
+        resolution = self.input_resolution({})
+        ctx = BuildContext(num_classes=10, resolution=resolution, options=self.model_options)
+        if cfg.model_options:
+            try:  # the options alone, every param at the builder's default
+                count_params_meta(builder, {}, ctx)
+            except ArchitectureError as exc:
+                raise ConfigError("model_options", f"cannot be built: {exc}") from None
+        base = {n: _ends(d)[0] for n, d in arch.items()}
+        for others in ({}, base):  # each param alone, then with the others at their low end
+            for name, dist in arch.items():
+                ends = _ends(dist)
+                failures = []
+                for value in ends:
+                    try:
+                        count_params_meta(builder, {**others, name: value}, ctx)
+                    except ArchitectureError as exc:
+                        failures.append((value, exc))
+                categorical = not isinstance(dist, (IntDistribution, FloatDistribution))
+                if failures and (not categorical or len(failures) == len(ends)):
+                    bad, why = failures[0]
+                    raise ConfigError(f"search_space.{name}",
+                                      f"{bad!r} cannot be built: {why}")
+        try:
+            smallest = count_params_meta(builder, base, ctx)
+        except ArchitectureError as exc:
+            raise ConfigError("search_space", f"the low end of every param cannot be built "
+                              f"together: {exc}") from None
+        for c in cfg.constraints:
+            if c.metric == "params" and c.kind == "max" and smallest > c.bound:
+                raise ConfigError(f"constraints.{c.name}", f"even the smallest architecture of "
+                                  f"the space has {smallest:.3g} params, above {c.raw}; widen "
+                                  "the bound or shrink the space")
 
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
         if self.config.is_weighted:
@@ -212,7 +298,12 @@ class Objective:
     def _train(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> float | list[float]:
         import torch
 
-        from neuromosaic_optuna.models import ArchitectureError, BuildContext, get_builder
+        from neuromosaic_optuna.models import (
+            ArchitectureError,
+            BuildContext,
+            count_params_meta,
+            get_builder,
+        )
         from neuromosaic_optuna.profiling import profile_model
         from neuromosaic_optuna.training import DivergedError, train_model
 
@@ -224,7 +315,9 @@ class Objective:
         torch.manual_seed(cfg.seed * 100_003 + trial.number)
         arch_params = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
         try:
-            built = get_builder(cfg.architecture_type)(arch_params, ctx)
+            builder = get_builder(cfg.architecture_type)
+            count_params_meta(builder, arch_params, ctx)  # sized before memory is allocated
+            built = builder(arch_params, ctx)
         except ArchitectureError as exc:
             self._store(trial, {}, {"params": params, "input_resolution": resolution},
                         "invalid", str(exc))
@@ -371,6 +464,51 @@ class Objective:
                architecture: Mapping[str, Any], status: str, reason: str | None,
                curve: list[float] | None = None) -> None:
         write_result(trial, metrics, architecture, status, reason, curve, worker=worker_id())
+
+
+def _ends(dist: Any) -> list[Any]:
+    """The values probed for a distribution: its two ends, or every choice."""
+    if isinstance(dist, (IntDistribution, FloatDistribution)):
+        return [dist.low, dist.high]
+    return list(dist.choices)
+
+
+def _describe(dist: Any) -> str:
+    if isinstance(dist, (IntDistribution, FloatDistribution)):
+        return f"{dist.low:g}..{dist.high:g}" + (f" step {dist.step:g}" if dist.step else "")
+    return "choices " + ", ".join(map(repr, dist.choices))
+
+
+def check_writable_dir(folder: str | Path, field: str) -> None:
+    """Raise :class:`ConfigError` unless ``folder`` is a writable directory or can be made
+    (its nearest existing ancestor is a writable directory). Creates nothing.
+
+    Example:
+        >>> check_writable_dir("/proc/no-such-dir", "artifact_dir")
+        Traceback (most recent call last):
+        ...
+        neuromosaic_optuna.config.ConfigError: artifact_dir: /proc/no-such-dir cannot be made: /proc is not writable
+    """  # noqa: E501
+    import os
+
+    path = Path(folder).expanduser()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(field, f"{folder}: {probe} is a file, not a folder; choose a folder")
+    import tempfile
+
+    try:  # os.access says yes to root everywhere: try it (the probe is removed at once)
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise PermissionError(probe)
+        with tempfile.TemporaryDirectory(dir=probe, prefix=".neuromosaic-probe-"):
+            pass
+    except OSError:
+        if probe == path:
+            raise ConfigError(field, f"{folder} is not writable; choose a writable folder") \
+                from None
+        raise ConfigError(field, f"{folder} cannot be made: {probe} is not writable") from None
 
 
 def worker_id() -> str:

@@ -68,6 +68,7 @@ __all__ = [
     "make_storage",
     "mask_url",
     "resolve_storage_url",
+    "storage_file_missing",
 ]
 
 #: The environment variable read when ``--storage`` is not given.
@@ -145,6 +146,28 @@ def _sqlite_database(url: str) -> str | None:
         return make_url(url).database
     except Exception:
         raise StorageError(f"cannot parse {mask_url(url)}; {_FORMS}") from None
+
+
+def storage_file_missing(url: str) -> Path | None:
+    """The local file a SQLite URL or journal path names, when it does not exist (None for
+    an existing file, a server database or memory). Commands that only read a study check
+    this first, so a mistyped path never creates an empty database.
+
+    Example:
+        >>> storage_file_missing("sqlite:///no/such/nas.db")
+        PosixPath('no/such/nas.db')
+        >>> storage_file_missing("sqlite:///:memory:") is None
+        True
+    """
+    url = _normalize(url)
+    kind = _kind(url)
+    if kind == "journal":
+        path = _journal_path(url)
+    elif kind == "sqlite":
+        path = Path(str(_sqlite_database(url))).expanduser()
+    else:
+        return None
+    return None if path.exists() else path
 
 
 # --------------------------------------------------------------------------- showing

@@ -25,8 +25,10 @@ from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
 from neuromosaic_optuna.record import status_of
 from neuromosaic_optuna.samplers import make_sampler
 
-__all__ = ["FINISHED_STATES", "Interrupted", "count_finished", "create_study", "open_slots",
-           "raise_on_sigterm", "run_study", "run_workers", "study_name_for", "work"]
+__all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
+           "MAX_FAILURES_IN_A_ROW", "TrialsFailedError", "count_finished", "create_study",
+           "open_slots", "preflight", "raise_on_sigterm", "run_study", "run_workers",
+           "study_identity", "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -43,19 +45,25 @@ def count_finished(study: optuna.Study) -> int:
 
 
 def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = None,
-                 study_name: str | None = None) -> optuna.Study:
+                 study_name: str | None = None,
+                 allow_changed_space: bool = False) -> optuna.Study:
     """Create, or load when it exists, the Optuna study for ``config``.
 
     The sampler and pruner come from the config; metric names are set; the known-good
-    architectures of ``known_good`` are enqueued once (smart initialization).
+    architectures of ``known_good`` are enqueued once (smart initialization). A study is one
+    search space: its :func:`study_identity` is stored on it (user attribute
+    :data:`IDENTITY_ATTR`), and a config with another identity is refused unless
+    ``allow_changed_space`` (then the stored identity is replaced). A study stored without an
+    identity (made by an older version) gets this config's.
 
     Args:
         config: The study configuration.
         storage: An Optuna storage or URL; ``None`` keeps the study in memory.
         study_name: Defaults to :func:`study_name_for`.
+        allow_changed_space: Accept a config whose identity differs from the stored one.
 
     Raises:
-        ConfigError: The named study exists with other objectives.
+        ConfigError: The named study exists with other objectives or another identity.
 
     Example:
         >>> import neuromosaic_optuna as nm
@@ -85,6 +93,7 @@ def create_study(config: StudyConfig, *, storage: str | BaseStorage | None = Non
     elif list(study.metric_names) != config.metric_names:
         raise ConfigError("--study-name", f"study {name!r} exists with metrics "
                           f"{study.metric_names}; this config has {config.metric_names}")
+    _check_identity(study, config, allow_changed_space)
     if "neuromosaic" not in study.user_attrs:
         study.set_user_attr("neuromosaic", {
             "experiment": dict(config.experiment), "budget": config.budget,
@@ -171,6 +180,81 @@ def _fail_interrupted(study: optuna.Study, trial_id: int, signum: int) -> None:
         pass  # finished meanwhile, or a second signal: the heartbeat marks it stale instead
 
 
+#: Study user attribute holding :func:`study_identity` of the config that made the study.
+IDENTITY_ATTR = "identity"
+
+
+def study_identity(config: StudyConfig) -> dict[str, Any]:
+    """What makes a study one search: architecture type, the search space as Optuna
+    distributions, the objectives and their directions, dataset, resolution and the builder
+    options. Budget sizes (trials, epochs, samples), seeds and training settings are not part
+    of it: a study can be resumed with more trials.
+
+    Example:
+        >>> import neuromosaic_optuna as nm
+        >>> ident = study_identity(nm.load_study_file("studies/quickstart.toml"))
+        >>> sorted(ident["search_space"])
+        ['depth_multiplier', 'se_ratio', 'width_multiplier']
+    """
+    import json
+
+    from optuna.distributions import distribution_to_json
+
+    from neuromosaic_optuna.space import SearchSpace
+
+    space = SearchSpace(config.search_space)
+    identity = {
+        "architecture_type": config.architecture_type,
+        "search_space": {n: json.loads(distribution_to_json(d))
+                         for n, d in space.distributions.items()},
+        "objectives": [f"{n}:{d}" for n, d in zip(config.metric_names, config.directions,
+                                                   strict=True)],
+        "dataset": config.dataset,
+        "resolution": config.resolution,
+        "max_resolution": config.max_resolution,
+        "model_options": {**config.model_options, "head_dim": config.head_dim},
+    }
+    return dict(json.loads(json.dumps(identity, sort_keys=True, default=str)))
+
+
+def _identity_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    """The first difference of two identities, in words."""
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if old == new:
+            continue
+        if key == "search_space" and isinstance(old, dict) and isinstance(new, dict):
+            added = sorted(set(new) - set(old))
+            removed = sorted(set(old) - set(new))
+            changed = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+            parts = ([f"adds {', '.join(added)}"] if added else []) + (
+                [f"drops {', '.join(removed)}"] if removed else []) + (
+                [f"changes the range of {', '.join(changed)}"] if changed else [])
+            return "search_space " + "; ".join(parts)
+        return f"{key} {_json_short(old)} -> {_json_short(new)}"
+    return "nothing"
+
+
+def _json_short(value: Any, limit: int = 80) -> str:
+    """``value`` as compact JSON, cut to ``limit`` characters (for one-line messages)."""
+    import json
+
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _check_identity(study: optuna.Study, config: StudyConfig, allow_changed: bool) -> None:
+    current = study_identity(config)
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if isinstance(stored, dict) and stored != current and not allow_changed:
+        raise ConfigError("--study-name", f"study {study.study_name!r} was made with another "
+                          f"search: this file {_identity_difference(stored, current)}; use "
+                          "another --study-name, or --allow-changed-space if the change is "
+                          "intended")
+    if stored != current:
+        study.set_user_attr(IDENTITY_ATTR, current)
+
+
 class _NoSlot(Exception):
     """Raised inside ``study.ask()`` when no WAITING slot is left for this worker."""
 
@@ -205,8 +289,42 @@ def _replace_failed(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial({}, user_attrs={"slot": True, "replaces": trial.number})
 
 
-#: Consecutive failed trials after which a worker gives up (a bug, not bad luck).
+#: Consecutive failed trials (diverged ones included) after which a worker gives up: a bug
+#: or a setting, not bad luck.
 MAX_FAILURES_IN_A_ROW = 5
+
+#: Study user attribute with the reason a run stopped on failing trials (see
+#: :class:`TrialsFailedError`); the next run clears it and tries again.
+FAILURE_STOP_ATTR = "failure_stop"
+
+
+class TrialsFailedError(ConfigError):
+    """A run stopped because its trials keep failing: :data:`MAX_FAILURES_IN_A_ROW` in a row,
+    more failed trials than the slots the worker found (each failure opens a replacement, so
+    this bounds the replacements), or an input error that only a trial could find (an
+    unreadable image, an unwritable artifact folder). ``str()`` is one line with the likely
+    cause; the reason is also stored on the study (:data:`FAILURE_STOP_ATTR`). The CLI exits
+    with code 2."""
+
+
+def _failure_message(trials: Sequence[FrozenTrial], config: StudyConfig | None,
+                     why: str) -> tuple[str, str]:
+    """(field, message) for a stop on ``trials`` (the failed ones, the last is the latest)."""
+    last = trials[-1]
+    reason = last.user_attrs.get("reason") or last.system_attrs.get("fail_reason") \
+        or "see the trial's log"
+    reason = str(reason).strip().splitlines()[0] if str(reason).strip() else "no reason"
+    if all(t.user_attrs.get("status") == "diverged" for t in trials):
+        settings = ""
+        if config is not None:
+            lr = config.search_space.get("learning_rate", config.learning_rate)
+            wd = config.search_space.get("weight_decay", config.weight_decay)
+            settings = (f" (learning_rate {_json_short(lr)}, weight_decay {_json_short(wd)}, "
+                        f"optimizer {config.optimizer})")
+        return "learning_rate", (f"{why} diverged (last: trial {last.number}: {reason}); the "
+                                 f"learning rate or weight decay is likely too high{settings}: "
+                                 "lower them")
+    return "", f"{why} failed (last: trial {last.number}: {reason}); the run stops"
 
 
 def _await_stragglers(study: optuna.Study) -> bool:
@@ -278,18 +396,32 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     This is what every worker process does. It never creates a trial of its own: when
     ``study.ask()`` finds no WAITING trial, the worker stops (with heartbeats on, it first
     waits for the other workers' running trials, so it can take over a retry of a trial
-    whose worker died). A trial that raises is recorded as FAIL and replaced by a new slot;
-    a lost database connection is retried. After :data:`MAX_FAILURES_IN_A_ROW` failed trials
-    in a row the worker stops with the last error.
+    whose worker died). A trial that raises (or diverges) is recorded as FAIL and replaced by
+    a new slot; a lost database connection is retried. The replacements are bounded: after
+    :data:`MAX_FAILURES_IN_A_ROW` failed trials in a row, after more failed trials than the
+    slots found at the start (at least :data:`MAX_FAILURES_IN_A_ROW`), or at once when a trial
+    raises a :class:`ConfigError` (bad input only a trial could find), the worker stops with
+    :class:`TrialsFailedError` and stores the reason on the study.
     """
     ran: list[int] = []
-    failures: list[FrozenTrial] = []
+    failures: list[FrozenTrial] = []  # failed in a row
+    failed_total: list[FrozenTrial] = []
+    fatal: list[tuple[FrozenTrial | None, ConfigError]] = []
     in_flight: list[int] = []  # id of the trial this worker runs, until its result is stored
+    max_failed = max(MAX_FAILURES_IN_A_ROW,
+                     len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))))
+    if study.user_attrs.get(FAILURE_STOP_ATTR):  # an earlier run stopped; this one retries
+        study.set_user_attr(FAILURE_STOP_ATTR, None)
 
     def tracked(trial: optuna.trial.Trial) -> Any:
         in_flight[:] = [_compat.trial_id(trial)]
         try:
             return objective(trial)
+        except ConfigError as exc:  # bad input found only now: no other trial can do better
+            fatal.append((None, exc))
+            trial.set_user_attr("status", "failed")
+            trial.set_user_attr("reason", str(exc))
+            raise
         except (KeyboardInterrupt, Interrupted) as exc:
             # Fail the trial here, with the reason, and leave Optuna's loop by an exception
             # it does not catch (it would log a KeyboardInterrupt with its whole traceback).
@@ -305,17 +437,24 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
         ran.append(trial.number)
         if _SIGNALLED:
             raise Interrupted(_SIGNALLED[0])
-        if trial.state == TrialState.FAIL and trial.user_attrs.get("status") != "diverged":
+        if trial.state == TrialState.FAIL:
             failures.append(trial)
-            if len(failures) >= MAX_FAILURES_IN_A_ROW:
+            failed_total.append(trial)
+            if fatal and fatal[-1][0] is None:
+                fatal[-1] = (trial, fatal[-1][1])
+            if fatal or len(failures) >= MAX_FAILURES_IN_A_ROW or len(failed_total) >= max_failed:
                 study.stop()
         else:
             failures.clear()
 
+    def stopping() -> bool:
+        return bool(fatal) or len(failures) >= MAX_FAILURES_IN_A_ROW \
+            or len(failed_total) >= max_failed
+
     storage_errors = 0
     try:
         with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
-            while len(failures) < MAX_FAILURES_IN_A_ROW:
+            while not stopping():
                 try:
                     if in_flight:  # its result was lost with the connection: fail and replace it
                         _fail_lost_trial(study, in_flight[0])
@@ -351,11 +490,49 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
         if in_flight:
             _fail_interrupted(study, in_flight[0], signum)
         raise Interrupted(signum) from None
-    if len(failures) >= MAX_FAILURES_IN_A_ROW:
-        reason = failures[-1].user_attrs.get("reason", "see the trial's log")
-        raise RuntimeError(f"{MAX_FAILURES_IN_A_ROW} trials in a row failed (last: trial "
-                           f"{failures[-1].number}: {reason}); the worker stops")
+    if stopping():
+        config = getattr(objective, "config", None)
+        config = config if isinstance(config, StudyConfig) else None
+        if fatal:
+            trial, error = fatal[-1]
+            field, message = error.path, error.message
+            if trial is not None:
+                message += f" (found by trial {trial.number})"
+        elif len(failures) >= MAX_FAILURES_IN_A_ROW:
+            field, message = _failure_message(failures, config,
+                                              f"{len(failures)} trials in a row")
+        else:
+            field, message = _failure_message(failed_total, config,
+                                              f"{len(failed_total)} trials of this run")
+        study.set_user_attr(FAILURE_STOP_ATTR, {"field": field, "reason": message,
+                                                "failed_trials": [t.number for t in failed_total]})
+        raise TrialsFailedError(field, message)
     return len(ran)
+
+
+def preflight(config: StudyConfig, objective: Objective | None = None) -> Objective:
+    """Check everything that can be checked before the first trial, writing nothing: the
+    sampler, the pruner and its stop rule are built once with their arguments, and
+    :meth:`Objective.preflight` checks folders, the search space against the builder and the
+    dataset. Returns the (checked) objective.
+
+    Raises:
+        ConfigError: One line naming the field and the fix.
+
+    Example:
+        >>> import neuromosaic_optuna as nm
+        >>> cfg = nm.load_study_file("studies/quickstart.toml", budget="smoke")
+        >>> type(preflight(cfg)).__name__
+        'Objective'
+    """
+    from neuromosaic_optuna.pruners import stop_callback_for
+
+    make_sampler(config)
+    make_pruner(config)
+    stop_callback_for(config)
+    objective = objective or Objective(config)
+    objective.preflight()
+    return objective
 
 
 def with_pruning(config: StudyConfig, study: optuna.Study, objective: Objective
@@ -380,6 +557,7 @@ def run_study(
     show_progress_bar: bool = False,
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
     timing: bool = True,
+    allow_changed_space: bool = False,
 ) -> optuna.Study:
     """Optimize until the study has ``n_trials`` finished trials (default: ``max_trials``).
 
@@ -392,6 +570,7 @@ def run_study(
         show_progress_bar: Show Optuna's tqdm progress bar.
         callbacks: Passed to :meth:`optuna.Study.optimize`.
         timing: Measure latency/throughput (see :class:`Objective`).
+        allow_changed_space: See :func:`create_study`.
 
     Returns:
         The study.
@@ -405,7 +584,8 @@ def run_study(
         2
     """
     objective = objective or Objective(config, timing=timing)
-    study = create_study(config, storage=storage, study_name=study_name)
+    study = create_study(config, storage=storage, study_name=study_name,
+                         allow_changed_space=allow_changed_space)
     target = n_trials if n_trials is not None else config.max_trials
     callbacks = [*callbacks, *with_pruning(config, study, objective)]
     # A second round covers trials that failed beyond the retry limit of a stale trial.
@@ -427,7 +607,8 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
 
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with contextlib.suppress(KeyboardInterrupt, Interrupted), raise_on_sigterm():
+    with contextlib.suppress(KeyboardInterrupt, Interrupted, TrialsFailedError), \
+            raise_on_sigterm():  # the caller reports
         study = create_study(config, storage=make_storage(storage_url, **storage_options),
                              study_name=study_name)
         objective = Objective(config)
@@ -438,7 +619,8 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
                 workers: int = 2, n_trials: int | None = None,
                 storage_options: dict[str, Any] | None = None,
-                objective: Objective | None = None) -> optuna.Study:
+                objective: Objective | None = None,
+                allow_changed_space: bool = False) -> optuna.Study:
     """Run a study with ``workers`` processes sharing one storage; return the study.
 
     The slots are opened here, once; each worker claims WAITING slots until none is left,
@@ -450,6 +632,7 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
     (heartbeat interval, grace period, retries), the same in every process. ``objective``
     reuses the caller's :class:`Objective` (its dataset cache) in the calling process.
+    No more processes are started than there are open slots: ``workers`` is capped at them.
 
     Example (not run as a doctest: it spawns processes)::
 
@@ -467,7 +650,7 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
 
     options = dict(storage_options or {})
     study = create_study(config, storage=make_storage(storage_url, **options),
-                         study_name=study_name)
+                         study_name=study_name, allow_changed_space=allow_changed_space)
     target = n_trials if n_trials is not None else config.max_trials
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
@@ -476,6 +659,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     for _ in range(2):  # a second round covers trials failed beyond the retry limit
         if not open_slots(study, target) and count_finished(study) >= target:
             break
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        workers = max(1, min(workers, waiting))  # never more processes than open slots
         procs = [ctx.Process(target=_worker_process,
                              args=(config, storage_url, study.study_name, threads, options),
                              name=f"neuromosaic-worker-{i}") for i in range(1, workers)]

@@ -5,11 +5,15 @@ Built in: ``conv_net`` (EfficientNet-style MBConv network), ``vision_transformer
 """
 
 from neuromosaic_optuna.models._registry import (
+    MAX_BLOCKS,
+    MAX_PARAMS_HARD_LIMIT,
     ArchitectureError,
     BuildContext,
     BuiltModel,
     ModelBuilder,
     TabularBenchmark,
+    builder_schema,
+    count_params_meta,
     get_builder,
     get_tabular,
     is_tabular,
@@ -19,11 +23,15 @@ from neuromosaic_optuna.models._registry import (
 )
 
 __all__ = [
+    "MAX_BLOCKS",
+    "MAX_PARAMS_HARD_LIMIT",
     "ArchitectureError",
     "BuildContext",
     "BuiltModel",
     "ModelBuilder",
     "TabularBenchmark",
+    "builder_schema",
+    "count_params_meta",
     "get_builder",
     "get_tabular",
     "is_tabular",

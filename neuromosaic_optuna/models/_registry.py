@@ -10,7 +10,7 @@ and never trains. Tabular backends (results looked up instead of trained) regist
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,7 +24,11 @@ __all__ = [
     "BuildContext",
     "BuiltModel",
     "ModelBuilder",
+    "MAX_BLOCKS",
+    "MAX_PARAMS_HARD_LIMIT",
     "TabularBenchmark",
+    "builder_schema",
+    "count_params_meta",
     "get_builder",
     "get_tabular",
     "is_tabular",
@@ -77,10 +81,25 @@ class TabularBenchmark(Protocol):
 
 _BUILDERS: dict[str, ModelBuilder] = {}
 _TABULAR: dict[str, Callable[[], TabularBenchmark]] = {}
+_SCHEMAS: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+
+#: Largest model (parameters) any builder may make: sized on the ``meta`` device before any
+#: memory is allocated, so a typo such as ``c999999`` fails at once instead of building for
+#: minutes. 2G parameters are 8 GB of float32 weights.
+MAX_PARAMS_HARD_LIMIT = 2_000_000_000
+
+#: Most blocks or layers a builder may stack (checked from the params, before building).
+MAX_BLOCKS = 1000
 
 
-def register_model(name: str, *, overwrite: bool = False) -> Callable[[ModelBuilder], ModelBuilder]:
+def register_model(name: str, *, overwrite: bool = False, params: Sequence[str] | None = None,
+                   options: Sequence[str] | None = None
+                   ) -> Callable[[ModelBuilder], ModelBuilder]:
     """Register ``builder`` under ``name`` (a study's ``architecture_type``).
+
+    ``params`` (the trial params it reads) and ``options`` (the ``model_options`` keys it
+    reads), when given, let a study be checked before its first trial: an unknown
+    search-space parameter, ``known_good`` key or ``model_options`` key is then an error.
 
     Example:
         >>> from torch import nn
@@ -98,6 +117,10 @@ def register_model(name: str, *, overwrite: bool = False) -> Callable[[ModelBuil
             warnings.warn(f"architecture_type {name!r} is registered twice; the new builder "
                           "replaces the old one", stacklevel=2)
         _BUILDERS[name] = builder
+        if params is not None and options is not None:
+            _SCHEMAS[name] = (frozenset(params), frozenset(options))
+        else:
+            _SCHEMAS.pop(name, None)
         return builder
 
     return decorate
@@ -122,6 +145,43 @@ def get_builder(name: str) -> ModelBuilder:
         raise KeyError(f"unknown architecture_type {name!r}; registered: "
                        f"{', '.join(list_models())}")
     return _BUILDERS[name]
+
+
+def builder_schema(name: str) -> tuple[frozenset[str], frozenset[str]] | None:
+    """``(params, options)`` a registered builder reads, or None when it did not say.
+
+    Example:
+        >>> params, options = builder_schema("conv_net")
+        >>> "width_multiplier" in params, "convnet_stages" in options
+        (True, True)
+    """
+    _load_builtin()
+    return _SCHEMAS.get(name)
+
+
+def count_params_meta(builder: ModelBuilder, params: Mapping[str, Any],
+                      ctx: BuildContext) -> int:
+    """Build ``params`` on the ``meta`` device (no memory allocated) and count parameters.
+
+    Raises:
+        ArchitectureError: The builder refuses the params, or the model has more than
+            :data:`MAX_PARAMS_HARD_LIMIT` parameters.
+
+    Example:
+        >>> from neuromosaic_optuna.models import get_builder
+        >>> count_params_meta(get_builder("conv_net"), {"width_multiplier": 0.25},
+        ...                   BuildContext(num_classes=10, resolution=32)) > 0
+        True
+    """
+    import torch
+
+    with torch.device("meta"):
+        built = builder(params, ctx)
+    count = sum(p.numel() for p in built.model.parameters())
+    if count > MAX_PARAMS_HARD_LIMIT:
+        raise ArchitectureError(f"{count:.3g} parameters, above the hard limit of "
+                                f"{MAX_PARAMS_HARD_LIMIT:.3g}")
+    return count
 
 
 def is_tabular(name: str) -> bool:

@@ -36,6 +36,7 @@ from torchvision.models._utils import _make_divisible
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth
 
 from neuromosaic_optuna.models._registry import (
+    MAX_BLOCKS,
     ArchitectureError,
     BuildContext,
     BuiltModel,
@@ -66,6 +67,11 @@ EFFICIENTNET_B0_STAGES: tuple[str, ...] = (
 
 _BLOCK_TYPES = ("ds", "ir")
 _OPTION = re.compile(r"^(se|r|k|s|e|c)(\d+(?:\.\d+)?)$")
+_OPTIONS = ("convnet_stages", "convnet_stem_channels", "convnet_head_channels", "head_dim")
+#: Largest channel count of a stage (after scaling), kernel size and expansion ratio.
+MAX_CHANNELS = 16384
+MAX_KERNEL = 31
+MAX_EXPAND = 64
 _KNOWN_PARAMS = ("depth_multiplier", "width_multiplier", "se_ratio", "kernel_size",
                  "expand_ratio", "dropout", "stochastic_depth_prob", "resolution")
 
@@ -168,18 +174,19 @@ def encode_block(args: BlockArgs) -> str:
 
 def _check_block(args: BlockArgs, where: str) -> None:
     problems = []
-    if args.repeats < 1:
-        problems.append(f"repeats must be >= 1, got {args.repeats}")
-    if args.kernel_size < 1 or args.kernel_size % 2 == 0:
-        problems.append(f"kernel size must be odd and positive, got {args.kernel_size}")
+    if not 1 <= args.repeats <= MAX_BLOCKS:
+        problems.append(f"repeats must be in 1..{MAX_BLOCKS}, got {args.repeats}")
+    if args.kernel_size < 1 or args.kernel_size % 2 == 0 or args.kernel_size > MAX_KERNEL:
+        problems.append(f"kernel size must be odd, in 1..{MAX_KERNEL}, got {args.kernel_size}")
     if args.stride not in (1, 2):
         problems.append(f"stride must be 1 or 2, got {args.stride}")
-    if args.expand_ratio <= 0:
-        problems.append(f"expand ratio must be > 0, got {args.expand_ratio:g}")
+    if not 0 < args.expand_ratio <= MAX_EXPAND:
+        problems.append(f"expand ratio must be > 0 and <= {MAX_EXPAND}, got "
+                        f"{args.expand_ratio:g}")
     if args.block_type == "ds" and args.expand_ratio != 1:
         problems.append("a ds (depthwise separable) block has no expansion; use ir")
-    if args.channels < 1:
-        problems.append(f"channels must be >= 1, got {args.channels}")
+    if not 1 <= args.channels <= MAX_CHANNELS:
+        problems.append(f"channels must be in 1..{MAX_CHANNELS}, got {args.channels}")
     if args.se_ratio is not None and not 0 <= args.se_ratio <= 1:
         problems.append(f"se ratio must be in [0, 1], got {args.se_ratio:g}")
     if problems:
@@ -335,7 +342,7 @@ def _base_stages(options: Mapping[str, Any]) -> list[BlockArgs]:
     return [decode_block(stage) for stage in stages]
 
 
-@register_model("conv_net")
+@register_model("conv_net", params=_KNOWN_PARAMS, options=_OPTIONS)
 def build_conv_net(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
     """Build an EfficientNet-style ConvNet scaled by the trial's params.
 
@@ -389,8 +396,19 @@ def build_conv_net(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
         )
         _check_block(stage, encode_block(stage))
         stages.append(stage)
+    total = sum(stage.repeats for stage in stages)
+    if total > MAX_BLOCKS:
+        raise ArchitectureError(f"{total} blocks (depth_multiplier {depth:g}), more than "
+                                f"{MAX_BLOCKS}")
     stem = _make_divisible(
         _integer(ctx.options.get("convnet_stem_channels", 32), "convnet_stem_channels") * width, 8)
+    head_option = ctx.options.get("convnet_head_channels")
+    for channels, what in ((stem, "convnet_stem_channels"), (
+            0 if head_option is None else _integer(head_option, "convnet_head_channels") * width,
+            "convnet_head_channels")):
+        if not 0 <= channels <= 4 * MAX_CHANNELS:
+            raise ArchitectureError(f"{what} scaled to {channels:g} channels, more than "
+                                    f"{4 * MAX_CHANNELS}; lower it or width_multiplier")
     head_option = ctx.options.get("convnet_head_channels")
     head = (4 * stages[-1].channels if head_option is None
             else _make_divisible(_integer(head_option, "convnet_head_channels") * width, 8))

@@ -21,6 +21,7 @@ from torch import nn
 from torchvision.models import VisionTransformer
 
 from neuromosaic_optuna.models._registry import (
+    MAX_BLOCKS,
     ArchitectureError,
     BuildContext,
     BuiltModel,
@@ -49,7 +50,7 @@ def _fraction(params: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-@register_model("vision_transformer")
+@register_model("vision_transformer", params=_KNOWN_PARAMS, options=("head_dim",))
 def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
     """Build a Vision Transformer for ``ctx.resolution``-pixel square images.
 
@@ -92,6 +93,10 @@ def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> Bu
     num_heads = _integer(params.get("num_heads", 12), "num_heads")
     patch_size = _integer(params.get("patch_size", 16), "patch_size")
     head_dim = _integer(ctx.options.get("head_dim", 64), "head_dim")
+    if num_layers > MAX_BLOCKS:
+        raise ArchitectureError(f"num_layers must be <= {MAX_BLOCKS}, got {num_layers}")
+    if num_heads * head_dim > 65536:
+        raise ArchitectureError(f"num_heads x head_dim = {num_heads * head_dim}, more than 65536")
     mlp_ratio = params.get("mlp_ratio", 4.0)
     if (isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float))
             or not mlp_ratio > 0 or math.isinf(mlp_ratio)):

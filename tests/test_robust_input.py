@@ -1,0 +1,300 @@
+"""Issue 22, failures 1, 3, 5, 6, 7: runs that always end, one search space per study,
+validation before the first trial, and commands that only read never write.
+
+Each test drives ``main([...])`` in-process and asserts exit code 2, one line on stderr, no
+traceback and, where nothing may be written, every pre-existing file's hash unchanged and
+no new file. The fuzz families (study files, CLI flags, dataset folders) are in
+``tests/test_fuzz_robust.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import tomli_w
+
+from neuromosaic_optuna.cli import main
+from neuromosaic_optuna.config import ConfigError, load_config
+from neuromosaic_optuna.study import FAILURE_STOP_ATTR, IDENTITY_ATTR, create_study
+
+BASE: dict[str, Any] = {
+    "experiment": {
+        "name": "robust", "architecture_type": "conv_net", "objectives": ["accuracy"],
+        "dataset": "digits", "max_trials": 2,
+        "search_space": {"depth_multiplier": [0.5, 1.0], "width_multiplier": [0.25, 0.5],
+                         "se_ratio": [0.0, 0.25]},
+    },
+    "defaults": {"epochs": 1, "batch_size": 32, "max_train_samples": 64, "resolution": 16,
+                 "model_options": {"convnet_stages": ["ds_r1_k3_s1_c8", "ir_r1_k3_s2_e2_c16"],
+                                   "convnet_head_channels": 32}},
+}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Hash of every file under ``root`` (the "no write" check: compare before and after)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()
+            and not p.name.endswith(("-wal", "-shm"))}  # SQLite's WAL side files
+
+
+def make_study(db: Path, data: dict[str, Any]) -> None:
+    """A stored study made as the CLI makes it (WAL mode on), with no trials."""
+    from neuromosaic_optuna.storage import make_storage
+
+    create_study(load_config(data), storage=make_storage(f"sqlite:///{db}"))
+
+
+def write_study(path: Path, data: dict[str, Any]) -> Path:
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+def variant(**defaults: Any) -> dict[str, Any]:
+    import copy
+
+    data = copy.deepcopy(BASE)
+    for key, value in defaults.items():
+        if key == "search_space":
+            data["experiment"]["search_space"] = value
+        else:
+            data["defaults"][key] = value
+    return data
+
+
+def one_line_error(code: int, err: str) -> str:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("neuromosaic: error: ")
+    return lines[0]
+
+
+# ------------------------------------------------------------------ 1: runs always end
+
+
+class _Costs:
+    """A profile without measuring (the tests here are about what follows it)."""
+
+    def as_dict(self) -> dict[str, float]:
+        return {"params": 1e3, "flops": 1e5, "latency": 1e-3, "memory": 1e4,
+                "throughput": 1e3}
+
+
+@pytest.fixture(autouse=True)
+def _no_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("neuromosaic_optuna.profiling.profile_model",
+                        lambda *a, **k: _Costs())
+
+
+def _diverging(calls: list[int]) -> Any:
+    from neuromosaic_optuna.training import DivergedError
+
+    def fake_train(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 40:  # the code at 93fa139 replaces diverged trials for ever
+            raise RuntimeError("test bound: the run did not stop")
+        raise DivergedError("loss is nan at epoch 1, step 5")
+
+    return fake_train
+
+
+def test_diverging_trials_end_the_run_with_one_line_naming_the_cause(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls: list[int] = []
+    monkeypatch.setattr("neuromosaic_optuna.training.train_model", _diverging(calls))
+    study_file = write_study(tmp_path / "s.toml", variant(learning_rate=10.0,
+                                                          weight_decay=10.0, optimizer="sgd"))
+    db = tmp_path / "d.db"
+    code = main(["run", str(study_file), "--storage", f"sqlite:///{db}", "--n-trials", "2",
+                 "--no-progress"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "learning_rate" in line and "weight decay" in line and "diverged" in line
+    assert len(calls) == 5  # MAX_FAILURES_IN_A_ROW, not 111
+    study = optuna.load_study(study_name="robust", storage=f"sqlite:///{db}")
+    stop = study.user_attrs[FAILURE_STOP_ATTR]
+    assert "diverged" in stop["reason"] and len(stop["failed_trials"]) == 5
+
+
+def test_an_input_error_found_inside_a_trial_stops_at_once_with_the_reason_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls: list[int] = []
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        raise ConfigError("dataset_path", "train/ant/3.png: not a readable image")
+
+    monkeypatch.setattr("neuromosaic_optuna.training.train_model", unreadable)
+    study_file = write_study(tmp_path / "s.toml", variant())
+    db = tmp_path / "d.db"
+    code = main(["run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "dataset_path" in line and "3.png" in line
+    assert len(calls) == 1
+    study = optuna.load_study(study_name="robust", storage=f"sqlite:///{db}")
+    assert "3.png" in study.user_attrs[FAILURE_STOP_ATTR]["reason"]
+
+
+# ------------------------------------------------------------------ 3: one search space
+
+
+def test_a_changed_search_space_is_refused_under_the_same_study_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "d.db"
+    make_study(db, variant())
+    changed = variant(search_space={"depth_multiplier": [0.5, 1.0],
+                                    "kernel_size": [3, 5]})
+    study_file = write_study(tmp_path / "changed.toml", changed)
+    before = snapshot(tmp_path)
+    code = main(["run", str(study_file), "--storage", f"sqlite:///{db}", "--no-progress"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "kernel_size" in line and "se_ratio" in line and "--study-name" in line
+    assert "--allow-changed-space" in line
+    assert snapshot(tmp_path) == before
+    # The flag says the change is intended: the stored identity follows the file.
+    study = create_study(load_config(changed), storage=f"sqlite:///{db}",
+                         allow_changed_space=True)
+    assert "kernel_size" in study.user_attrs[IDENTITY_ATTR]["search_space"]
+
+
+def test_an_old_study_without_identity_keeps_working(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(study_name="robust", storage=url, direction="maximize")
+    old.set_user_attr("neuromosaic", {"dataset": "digits"})
+    study = create_study(load_config(variant()), storage=url)
+    assert study.user_attrs[IDENTITY_ATTR]["dataset"] == "digits"
+
+
+# ------------------------------------------------------------------ 5 and 6: preflight
+
+PREFLIGHT_CASES = {
+    "sampler_argument": (variant(sampler={"name": "TPESampler", "n_startup_trials": "many"}),
+                         "sampler.n_startup_trials"),
+    "pruner_argument": (variant(pruner={"name": "MedianPruner", "n_warmup_steps": "two"}),
+                        "pruner.n_warmup_steps"),
+    "unknown_param": (variant(search_space={"depth_multiplier": [0.5, 1.0],
+                                            "widht_multiplier": [0.5, 1.0]}),
+                      "search_space.widht_multiplier"),
+    "negative_multiplier": (variant(search_space={"depth_multiplier": [-1.0, 1.0]}),
+                            "search_space.depth_multiplier"),
+    "bad_stage": (variant(model_options={"convnet_stages": ["ir_r1_k3_s2_e6_c24_zz9"]}),
+                  "model_options"),
+    "huge_repeats": (variant(model_options={"convnet_stages": ["ir_r999999_k3_s1_e6_c24"]}),
+                     "model_options"),
+    "huge_channels": (variant(model_options={"convnet_stages": ["ir_r1_k3_s1_e6_c9999999"]}),
+                      "model_options"),
+    "unknown_option": (variant(model_options={"convnet_stagez": ["ds_r1_k3_s1_c8"]}),
+                       "model_options.convnet_stagez"),
+    "known_good_unknown": (variant(known_good=[{"kernel": 3}]), "known_good[0].kernel"),
+    "known_good_outside": (variant(known_good=[{"width_multiplier": 4.0}]),
+                           "known_good[0].width_multiplier"),
+    "smallest_over_max_params": (variant(constraints={"max_params": 10}),
+                                 "constraints.max_params"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREFLIGHT_CASES))
+def test_bad_input_is_refused_before_the_first_trial_and_nothing_is_written(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    data, field = PREFLIGHT_CASES[case]
+    study_file = write_study(tmp_path / "s.toml", data)
+    before = snapshot(tmp_path)
+    code = main(["run", str(study_file), "--storage", f"sqlite:///{tmp_path / 'd.db'}",
+                 "--no-progress"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert field in line
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_unwritable_artifact_dir_is_refused_before_the_first_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    study_file = write_study(tmp_path / "s.toml", variant())
+    before = snapshot(tmp_path)
+    code = main(["run", str(study_file), "--storage", f"sqlite:///{tmp_path / 'd.db'}",
+                 "--artifact-dir", str(tmp_path / "a-file" / "weights"), "--no-progress"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "artifact" in line and "a-file" in line
+    assert snapshot(tmp_path) == before
+
+
+def test_workers_are_capped_at_the_trials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    seen: list[int] = []
+
+    def fake_run_workers(config: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["workers"])
+        raise ConfigError("--workers", "recorded")
+
+    monkeypatch.setattr("neuromosaic_optuna.study.run_workers", fake_run_workers)
+    study_file = write_study(tmp_path / "s.toml", variant())
+    main(["run", str(study_file), "--storage", f"sqlite:///{tmp_path / 'd.db'}",
+          "--n-trials", "300", "--workers", "100000", "--no-progress"])
+    assert seen == [300]
+    assert "more than the" in capsys.readouterr().err  # the CPU warning
+
+
+# ------------------------------------------------------------------ 7: reading never writes
+
+
+@pytest.mark.parametrize("command", [["pareto"], ["report"], ["dashboard"], ["robustness"]])
+def test_read_only_commands_never_create_a_storage(
+        command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    study_file = write_study(tmp_path / "s.toml", variant())
+    code = main([*command, str(study_file), "--storage", f"sqlite:///{tmp_path / 'typo.db'}"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "typo.db" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_worker_with_a_mistyped_study_name_creates_no_study(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "d.db"
+    make_study(db, variant())
+    study_file = write_study(tmp_path / "s.toml", variant())
+    before = snapshot(tmp_path)
+    code = main(["worker", str(study_file), "--storage", f"sqlite:///{db}",
+                 "--study-name", "robustt"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "robustt" in line
+    assert snapshot(tmp_path) == before
+    assert optuna.get_all_study_names(f"sqlite:///{db}") == ["robust"]
+
+
+def test_transfer_from_a_missing_study_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "d.db"
+    make_study(db, variant())
+    study_file = write_study(tmp_path / "s.toml", variant())
+    before = snapshot(tmp_path)
+    code = main(["transfer", "--from", "no-such-source", "--to", str(study_file),
+                 "--storage", f"sqlite:///{db}", "--study-name", "target"])
+    line = one_line_error(code, capsys.readouterr().err)
+    assert "no-such-source" in line
+    assert snapshot(tmp_path) == before
+    code = main(["transfer", "--from", "x", "--to", str(study_file),
+                 "--storage", f"sqlite:///{tmp_path / 'new.db'}"])
+    one_line_error(code, capsys.readouterr().err)
+    assert not (tmp_path / "new.db").exists()
