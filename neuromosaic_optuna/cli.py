@@ -253,17 +253,24 @@ def _load_existing(url: str, name: str, fix: str, options: dict[str, Any],
     read every record once (a damaged storage is one line)."""
     import optuna
 
-    from neuromosaic_optuna.storage import make_storage, mask_url, storage_file_missing
+    from neuromosaic_optuna.storage import (
+        make_storage,
+        mask_url,
+        sqlite_study_names,
+        storage_file_missing,
+    )
 
     missing = storage_file_missing(url)
     if missing is not None:
         raise ConfigError(field, f"{missing} does not exist (no study is stored there); "
                           "check the path")
+    names = sqlite_study_names(url)
+    if names is not None and name not in names:
+        raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; {fix}")
     storage = make_storage(url, **options)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        _close(storage)
+    except KeyError:  # (no dispose: a WAL checkpoint would rewrite the file's bytes)
         raise ConfigError("--study-name", f"no study {name!r} in {mask_url(url)}; {fix}") \
             from None
     except Exception as exc:  # noqa: BLE001 (damaged rows: every failure is one line)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 
+from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, load_study_file
 from neuromosaic_optuna.constraints import cost_violations, set_constraints
 from neuromosaic_optuna.metrics import METRICS, efficiency_metrics
@@ -200,7 +201,7 @@ class Objective:
                     raise ConfigError(path, f"not a search-space parameter; the space has "
                                       f"{', '.join(self.space.distributions)}")
                 try:
-                    inside = dist._contains(dist.to_internal_repr(value))
+                    inside = _compat.distribution_contains(dist, dist.to_internal_repr(value))
                 except (ValueError, TypeError):
                     inside = False
                 if not inside:

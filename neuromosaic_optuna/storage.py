@@ -575,7 +575,10 @@ class _HeartbeatJournalStorage(optuna.storages.JournalStorage, heartbeat_base())
             self.set_trial_system_attr(trial_id, JOURNAL_HEARTBEAT_ATTR,
                                        [trial_id, time.time()])
         except Exception as exc:  # noqa: BLE001 (a finished trial or a full disk: beat again)
-            optuna.logging.get_logger(__name__).warning(
+            # A full disk is reported once, in one line, by the write that the run itself
+            # makes next; the heartbeat only says so in the debug log.
+            log = optuna.logging.get_logger(__name__)
+            (log.debug if isinstance(exc, OSError) else log.warning)(
                 f"heartbeat of trial id {trial_id} not recorded ({exc.__class__.__name__}); "
                 "retrying at the next beat")
 
@@ -661,6 +664,27 @@ _OPTUNA_TABLES = ("studies", "study_directions", "study_user_attributes", "trial
                   "study_system_attributes", "alembic_version")
 
 
+def sqlite_study_names(url: str) -> list[str] | None:
+    """The study names in an existing SQLite storage, read through a read-only connection
+    (no engine, so no WAL checkpoint rewrites the file); None for other storages or when the
+    names cannot be read this way (the caller then opens the storage as usual)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    database = _sqlite_database(url) if _kind(url) == "sqlite" else None
+    if database is None or not Path(database).expanduser().is_file():
+        return None
+    path = quote(str(Path(database).expanduser().resolve()))
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+        try:
+            return [str(r[0]) for r in connection.execute("SELECT study_name FROM studies")]
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+
+
 def _check_sqlite_file(url: str) -> None:
     """An existing SQLite file must be an intact Optuna database: its header, SQLite's
     ``PRAGMA quick_check`` (garbage in any page) and Optuna's tables. Opened read-only, so a
@@ -688,8 +712,11 @@ def _check_sqlite_file(url: str) -> None:
                            f"bytes are not SQLite's); {fix}")
     try:
         # mode=rw never creates the file; and unlike a read-only connection, closing it
-        # removes the -wal/-shm files it opened. A read-only file is checked read-only.
-        mode = "rw" if os.access(database, os.W_OK) else "ro"
+        # removes the -wal/-shm files it opened. A read-only file is checked read-only, and so
+        # is one whose WAL holds data (closing a writer would checkpoint it into the file).
+        wal = database.with_name(database.name + "-wal")
+        writable = os.access(database, os.W_OK) and not (wal.exists() and wal.stat().st_size)
+        mode = "rw" if writable else "ro"
         connection = sqlite3.connect(f"file:{quote(str(database.resolve()))}?mode={mode}",
                                      uri=True, timeout=60)
         try:

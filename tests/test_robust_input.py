@@ -45,7 +45,11 @@ def make_study(db: Path, data: dict[str, Any]) -> None:
     """A stored study made as the CLI makes it (WAL mode on), with no trials."""
     from neuromosaic_optuna.storage import make_storage
 
-    create_study(load_config(data), storage=make_storage(f"sqlite:///{db}"))
+    storage = make_storage(f"sqlite:///{db}")
+    create_study(load_config(data), storage=storage)
+    # Close it now: a later garbage collection would checkpoint the WAL into the file (same
+    # contents, other bytes) in the middle of a "nothing was written" check.
+    storage.engine.dispose()
 
 
 def write_study(path: Path, data: dict[str, Any]) -> Path:
