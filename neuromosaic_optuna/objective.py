@@ -124,6 +124,7 @@ class Objective:
         self.space = SearchSpace(config.search_space, path="search_space")
         self.timing = timing
         self._splits: dict[int, DatasetSplits] = {}
+        self._device: Any = None
         #: Extra per-epoch hooks ``hook(trial, epoch, metrics)``; pruners plug in here.
         self.epoch_hooks: list[Callable[[optuna.trial.Trial, int, dict[str, float]], None]] = []
 
@@ -166,9 +167,22 @@ class Objective:
                 max_train_samples=cfg.max_train_samples)
         return self._splits[resolution]
 
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` trials train and evaluate on (study setting ``device``,
+        resolved once; a device this machine lacks is a :class:`ConfigError`)."""
+        if self._device is None:
+            from neuromosaic_optuna.training import resolve_device
+
+            self._device = resolve_device(self.config.device)
+        return self._device
+
     def preflight(self) -> None:
-        """Fail fast, before any storage is touched: load the dataset (or check that a
-        tabular backend knows it), so a missing dataset is a :class:`ConfigError`."""
+        """Fail fast, before any storage is touched: resolve the device (saying which one
+        runs), load the dataset (or check that a tabular backend knows it), so a missing
+        device or dataset is a :class:`ConfigError`."""
+        import sys
+
         from neuromosaic_optuna.models import get_tabular, is_tabular
 
         if is_tabular(self.config.architecture_type):
@@ -178,6 +192,10 @@ class Objective:
                 raise ConfigError("dataset", f"{self.config.architecture_type} has tables for "
                                   f"{', '.join(known)}, not {self.config.dataset!r}")
             return
+        from neuromosaic_optuna.training import resolve_precision
+
+        resolve_precision(self.config.precision, self.device)  # fp16 off CUDA fails here
+        print(f"device: {self.device} (device = {self.config.device!r})", file=sys.stderr)
         self.dataset(self.input_resolution({}))
 
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
@@ -213,7 +231,7 @@ class Objective:
 
         from neuromosaic_optuna.models import ArchitectureError, BuildContext, get_builder
         from neuromosaic_optuna.profiling import profile_model
-        from neuromosaic_optuna.training import DivergedError, train_model
+        from neuromosaic_optuna.training import DivergedError, resolve_precision, train_model
 
         cfg = self.config
         resolution = self.input_resolution(params)
@@ -270,7 +288,9 @@ class Objective:
                 learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
                 weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
                 optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
-                augment=augment)
+                augment=augment, device=self.device,
+                precision=resolve_precision(cfg.precision, self.device,
+                                            built.summary.get("family")))
         except DivergedError as exc:
             self._store(trial, metrics, architecture, "diverged", str(exc), curve)
             raise
@@ -283,7 +303,7 @@ class Objective:
                        train_time=result.train_time,
                        test_accuracy=evaluate_accuracy(built.model, splits.test))
         if self.needs_robustness:
-            metrics.update(self._robustness(trial, built.model, splits.test))
+            metrics.update(self._robustness(trial, built.model, splits.val))
         if cfg.artifact_dir:
             self._save_weights(trial, built.model)
         return self._finish(trial, metrics, architecture, "ok", None, curve)
@@ -299,7 +319,7 @@ class Objective:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"trial-{trial.number}-weights.pt"
-            torch.save(model.state_dict(), path)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
             artifact_id = upload_artifact(artifact_store=FileSystemArtifactStore(str(folder)),
                                           file_path=str(path), study_or_trial=trial,
                                           mimetype="application/octet-stream")
@@ -339,16 +359,20 @@ class Objective:
                 raise ConfigError("--artifact-dir", f"weights of trial {trial.number} not found "
                                   f"in {self.config.artifact_dir} ({exc.__class__.__name__})") \
                     from None
-            built.model.load_state_dict(torch.load(path, weights_only=True))
+            built.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        built.model.to(self.device)
         built.model.eval()
         return built.model
 
-    def _robustness(self, trial: optuna.trial.Trial, model: Any, test: Any) -> dict[str, float]:
-        """Evaluate the trained model under the study's perturbations on the test split;
-        per-perturbation accuracies go to the user attribute ``robustness``."""
+    def _robustness(self, trial: optuna.trial.Trial, model: Any, val: Any) -> dict[str, float]:
+        """Evaluate the trained model under the study's perturbations on the **validation**
+        split (robustness objectives and constraints steer the search, so they never read test
+        data; ``neuromosaic robustness`` reports on the test split); per-perturbation
+        accuracies go to the user attribute ``robustness``."""
+        from neuromosaic_optuna.data import split_tensors
         from neuromosaic_optuna.robustness import evaluate_robustness
 
-        x, y = split_tensors(test)
+        x, y = split_tensors(val, seed=self.config.seed)
         result = evaluate_robustness(model, x, y,
                                      self.config.perturbations or DEFAULT_PERTURBATIONS,
                                      seed=self.config.seed)
@@ -392,16 +416,6 @@ def worker_id() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def split_tensors(ds: Any, limit: int = 1000) -> tuple[Any, Any]:
-    """Images and labels of a split as tensors (a lazy dataset: its first ``limit`` items)."""
-    import torch
-
-    if hasattr(ds, "tensors"):
-        return ds.tensors[0], ds.tensors[1]
-    items = [ds[i] for i in range(min(len(ds), limit))]
-    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
 
 
 def _json_float(value: float) -> float | None:
