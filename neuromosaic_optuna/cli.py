@@ -89,6 +89,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, default=1,
                      help="worker processes sharing the study (default 1)")
     _add_device_arg(run)
+    run.add_argument("--devices", metavar="cuda:0,cuda:1",
+                     help="with --workers: place the workers round-robin on these devices "
+                     "(default: every CUDA GPU when there are several and the device is auto "
+                     "or cuda)")
     _add_heartbeat_args(run)
     _add_artifact_arg(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -187,6 +191,22 @@ def _add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: "
                    "$NEUROMOSAIC_DEVICE, else the study file's device, else auto: the first "
                    "CUDA GPU, else MPS, else the CPU)")
+
+
+def _devices(text: str | None) -> list[str] | None:
+    """``--devices`` as a list, each checked to exist on this machine (before any storage)."""
+    if not text:
+        return None
+    from neuromosaic_optuna.training import resolve_device
+
+    out = []
+    for spec in (s.strip().lower() for s in text.split(",")):
+        try:
+            resolve_device(spec)
+        except ConfigError as exc:
+            raise ConfigError("--devices", exc.message) from None
+        out.append(spec)
+    return out
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -296,6 +316,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     url = resolve_storage_url(args.storage)
     objective = Objective(config)
+    devices = _devices(args.devices)
     objective.preflight()  # a missing dataset fails before any storage is touched
     storage = make_storage(url, **_storage_options(args))
     import optuna
@@ -310,7 +331,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         study = run_workers(config, storage_url=url, study_name=args.study_name,
                             workers=args.workers, storage_options=_storage_options(args),
-                            objective=objective)
+                            objective=objective, devices=devices)
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
                           objective=objective, show_progress_bar=not args.no_progress)

@@ -177,6 +177,10 @@ class Objective:
             self._device = resolve_device(self.config.device)
         return self._device
 
+    @device.setter
+    def device(self, value: Any) -> None:
+        self._device = value
+
     def preflight(self) -> None:
         """Fail fast, before any storage is touched: resolve the device (saying which one
         runs), load the dataset (or check that a tabular backend knows it), so a missing

@@ -351,10 +351,37 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
         work(study, objective, callbacks=callbacks)
 
 
+def place_workers(config: StudyConfig, workers: int,
+                  devices: Sequence[str] | None = None) -> list[str]:
+    """The device of each of ``workers`` workers: round-robin over ``devices`` when given;
+    else, when the study's device is ``auto`` or ``cuda`` and this machine has several CUDA
+    GPUs, round-robin over all of them; else the study's device for every worker.
+
+    Example:
+        >>> from neuromosaic_optuna.config import load_config
+        >>> cfg = load_config({"name": "p", "architecture_type": "conv_net",
+        ...                    "search_space": {"w": [1, 2]}, "device": "cpu"})
+        >>> place_workers(cfg, 3, ["cuda:0", "cuda:1"])
+        ['cuda:0', 'cuda:1', 'cuda:0']
+        >>> place_workers(cfg, 2)
+        ['cpu', 'cpu']
+    """
+    if not devices and config.device in ("auto", "cuda"):
+        from neuromosaic_optuna.training import cuda_device_count
+
+        count = cuda_device_count()
+        if count > 1:
+            devices = [f"cuda:{i}" for i in range(count)]
+    if not devices:
+        return [config.device] * workers
+    return [devices[i % len(devices)] for i in range(workers)]
+
+
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
                 workers: int = 2, n_trials: int | None = None,
                 storage_options: dict[str, Any] | None = None,
-                objective: Objective | None = None) -> optuna.Study:
+                objective: Objective | None = None,
+                devices: Sequence[str] | None = None) -> optuna.Study:
     """Run a study with ``workers`` processes sharing one storage; return the study.
 
     The slots are opened here, once; each worker claims WAITING slots until none is left,
@@ -366,6 +393,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
     (heartbeat interval, grace period, retries), the same in every process. ``objective``
     reuses the caller's :class:`Objective` (its dataset cache) in the calling process.
+    Workers are placed on devices by :func:`place_workers` (``devices``, e.g.
+    ``["cuda:0", "cuda:1"]``); the calling process is worker 0.
 
     Example (not run as a doctest: it spawns processes)::
 
@@ -387,13 +416,19 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     target = n_trials if n_trials is not None else config.max_trials
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
+    placement = place_workers(config, workers, devices)
     objective = objective or Objective(config)
+    if placement[0] != config.device:
+        from neuromosaic_optuna.training import resolve_device
+
+        objective.device = resolve_device(placement[0])
     callbacks = with_pruning(config, study, objective)
     for _ in range(2):  # a second round covers trials failed beyond the retry limit
         if not open_slots(study, target) and count_finished(study) >= target:
             break
         procs = [ctx.Process(target=_worker_process,
-                             args=(config, storage_url, study.study_name, threads, options),
+                             args=(config.with_overrides(device=placement[i]), storage_url,
+                                   study.study_name, threads, options),
                              name=f"neuromosaic-worker-{i}") for i in range(1, workers)]
         for p in procs:
             p.start()

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 __all__ = ["AUTO_PRECISION", "DivergedError", "TrainResult", "evaluate_accuracy",
-           "resolve_device", "resolve_precision", "train_model"]
+           "cuda_device_count", "resolve_device", "resolve_precision", "train_model"]
 
 #: ``precision = "auto"`` on a CUDA device, per architecture family (``summary["family"]``).
 #: From the measurements of issue 16 on one H200 (torch 2.11), not re-measured here: bf16
@@ -66,7 +66,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     from neuromosaic_optuna.config import ConfigError
 
     spec = spec.strip().lower()
-    count = _cuda_count()
+    count = cuda_device_count()
     has_mps = _has_mps()
     if spec == "auto":
         if count:
@@ -79,8 +79,8 @@ def resolve_device(spec: str = "auto") -> torch.device:
             raise ConfigError("device", "mps is not available on this machine; use "
                               "device = \"auto\" or \"cpu\"")
         return torch.device("mps")
-    if spec.startswith("cuda"):
-        index = int(spec.partition(":")[2] or 0)
+    if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
+        index = int(spec[5:] or 0)
         if index >= count:
             have = f"{count} CUDA device(s)" if count else "no CUDA device"
             raise ConfigError("device", f"{spec} is not available (this machine has {have}); "
@@ -115,8 +115,13 @@ def resolve_precision(spec: str, device: torch.device | str, family: str | None 
     return spec
 
 
-def _cuda_count() -> int:
-    """CUDA devices this process can use (0 without CUDA)."""
+def cuda_device_count() -> int:
+    """CUDA devices this process can use (0 without CUDA).
+
+    Example:
+        >>> cuda_device_count() >= 0
+        True
+    """
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 

@@ -23,7 +23,7 @@ _BASE = {"name": "d", "architecture_type": "conv_net", "search_space": {"w": [1,
 def _no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
     """This process sees no CUDA device and no MPS (torch's own functions stay untouched:
     torch._dynamo inspects them)."""
-    monkeypatch.setattr(training, "_cuda_count", lambda: 0)
+    monkeypatch.setattr(training, "cuda_device_count", lambda: 0)
     monkeypatch.setattr(training, "_has_mps", lambda: False)
 
 
@@ -32,7 +32,7 @@ def test_auto_picks_cuda_then_mps_then_cpu(monkeypatch: pytest.MonkeyPatch) -> N
     assert resolve_device("auto") == torch.device("cpu")
     monkeypatch.setattr(training, "_has_mps", lambda: True)
     assert resolve_device("auto") == torch.device("mps")
-    monkeypatch.setattr(training, "_cuda_count", lambda: 2)
+    monkeypatch.setattr(training, "cuda_device_count", lambda: 2)
     assert resolve_device("auto") == torch.device("cuda", 0)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(ConfigError, match="cuda:2 is not available .*2 CUDA device"):
@@ -105,3 +105,29 @@ def test_train_on_cuda_and_reload_on_cpu(tmp_path: Path) -> None:
     torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp_path / "w.pt")
     state = torch.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)
     assert all(v.device.type == "cpu" for v in state.values())
+
+
+def test_workers_round_robin_over_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from neuromosaic_optuna.study import place_workers
+
+    monkeypatch.delenv("NEUROMOSAIC_DEVICE", raising=False)
+    auto = load_config(_BASE)
+    monkeypatch.setattr(training, "cuda_device_count", lambda: 1)
+    assert place_workers(auto, 3) == ["auto", "auto", "auto"]
+    monkeypatch.setattr(training, "cuda_device_count", lambda: 2)
+    assert place_workers(auto, 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert place_workers(load_config({**_BASE, "device": "cpu"}), 2) == ["cpu", "cpu"]
+    assert place_workers(auto, 4, ["cuda:1", "cuda:3"]) == ["cuda:1", "cuda:3"] * 2
+
+
+def test_devices_flag_checks_every_device(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _no_accelerator(monkeypatch)
+    db = tmp_path / "never.db"
+    assert main(["run", str(QUICK), "--budget", "smoke", "--storage", f"sqlite:///{db}",
+                 "--device", "cpu", "--workers", "2", "--devices", "cpu,cuda:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--devices: cuda:1 is not available" in err and len(err.splitlines()) == 1
+    assert not db.exists()
+    with pytest.raises(ConfigError, match="expected auto, cpu, cuda, cuda:N or mps"):
+        resolve_device("cuda:x")
