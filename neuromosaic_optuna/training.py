@@ -142,6 +142,7 @@ def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
         x, y = ds.tensors[0], ds.tensors[1]
         n = len(x)
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = order.to(x.device)  # one copy per epoch: no per-batch host->device index copy
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             yield x[idx], y[idx]
