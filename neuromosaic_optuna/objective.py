@@ -199,8 +199,9 @@ class Objective:
         from neuromosaic_optuna.training import resolve_precision
 
         resolve_precision(self.config.precision, self.device)  # fp16 off CUDA fails here
-        print(f"device: {self.device} (device = {self.config.device!r})", file=sys.stderr)
         self.dataset(self.input_resolution({}))
+        # said last, so that a bad input stays the one line on stderr
+        print(f"device: {self.device} (device = {self.config.device!r})", file=sys.stderr)
 
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
         if self.config.is_weighted:
