@@ -206,6 +206,7 @@ class StudyConfig:
     optimizer: str = "adamw"
     device: str = "auto"
     precision: str = "auto"
+    augmentation: str | None = None
     seed: int = 0
     resolution: int = 32
     max_resolution: int | None = None
@@ -264,7 +265,7 @@ BUDGET_KEYS = frozenset({
     "max_trials", "epochs", "dataset", "dataset_path", "resolution", "max_resolution",
     "head_dim", "max_flops", "batch_size", "max_train_samples", "population_size",
     "learning_rate", "latency_batch_size", "source_task", "target_task", "model_options",
-    "device", "precision",
+    "device", "precision", "augmentation",
 })
 #: Keys that every layer of a study file may set, ``[experiment]`` included.
 ANY_LAYER_KEYS = frozenset({"device", "precision"})
@@ -418,6 +419,10 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
         if not isinstance(value, str) or not _DEVICE.match(value.strip().lower()):
             raise ConfigError(path, f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
         return value.strip().lower()
+    if key == "augmentation":
+        if value not in ("none", "standard"):
+            raise ConfigError(path, f"expected none or standard, got {value!r}")
+        return value
     if key == "precision":
         if value not in ("auto", "bf16", "fp16", "fp32"):
             raise ConfigError(path, f"expected auto, bf16, fp16 or fp32, got {value!r}")

@@ -65,7 +65,9 @@ __all__ = [
     "DatasetSplits",
     "dataset_info",
     "load_dataset",
+    "default_augmentation",
     "split_labels",
+    "standard_augment",
     "split_tensors",
     "stratified_subset",
 ]
@@ -247,6 +249,50 @@ class ByteImageDataset:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         x = _to_float(self.images[idx], self.resolution)
         return list(zip(x, self.labels[idx], strict=True))
+
+
+def default_augmentation(name: str) -> str:
+    """The training augmentation a dataset gets when the study sets no ``augmentation``:
+    ``"standard"`` for CIFAR-10, ``"none"`` for digits (8x8 strokes that a 4-pixel shift at
+    32 px would cut) and for image folders (their ImageNet-scale recipe, RandomResizedCrop
+    plus flip, is not implemented yet).
+
+    Example:
+        >>> default_augmentation("digits"), default_augmentation("CIFAR10")
+        ('none', 'standard')
+    """
+    return "standard" if _canonical(name) == "cifar10" else "none"
+
+
+def standard_augment(x: torch.Tensor, generator: torch.Generator, *,
+                     padding: int = 4) -> torch.Tensor:
+    """CIFAR-style training augmentation of a batch, on the batch's device without a per-image
+    loop: a random crop of the zero-padded image (``padding`` pixels each side) and a
+    horizontal flip of half the images, both drawn from ``generator``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> a = standard_augment(x, torch.Generator().manual_seed(0))
+        >>> b = standard_augment(x, torch.Generator().manual_seed(0))
+        >>> a.shape == x.shape and torch.equal(a, b)
+        True
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    gen_device = generator.device
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator,
+                            device=gen_device).to(x.device)
+    flips = (torch.rand(n, generator=generator, device=gen_device) < 0.5).to(x.device)
+    padded = F.pad(x, (padding, padding, padding, padding))
+    rows = offsets[0][:, None] + torch.arange(h, device=x.device)          # (n, h)
+    cols = offsets[1][:, None] + torch.arange(w, device=x.device)          # (n, w)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 # --------------------------------------------------------------------------- shared helpers

@@ -278,11 +278,16 @@ class Objective:
 
         noise_std = float(params.get("train_noise_std", 0.0))
         adv_eps = float(params.get("train_adv_eps", 0.0))
+        from neuromosaic_optuna.data import default_augmentation, standard_augment
+
+        crop_flip = (cfg.augmentation or default_augmentation(cfg.dataset)) == "standard"
         augment = None
-        if noise_std > 0 or adv_eps > 0:
+        if noise_std > 0 or adv_eps > 0 or crop_flip:
             from neuromosaic_optuna.robustness import augment_batch
 
             def augment(model: Any, x: Any, y: Any, generator: Any) -> Any:
+                if crop_flip:  # training batches only: train_model applies no hook elsewhere
+                    x = standard_augment(x, generator)
                 return augment_batch(model, x, y, noise_std=noise_std, adv_eps=adv_eps,
                                      generator=generator)
 
