@@ -23,7 +23,8 @@ from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
 from neuromosaic_optuna.samplers import make_sampler
 
-__all__ = ["FINISHED_STATES", "count_finished", "create_study", "open_slots", "run_study",
+__all__ = ["FINISHED_STATES", "RemainingTime", "count_finished", "create_study", "open_slots",
+           "run_study",
            "run_workers", "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
@@ -323,7 +324,8 @@ def run_study(
     objective = objective or Objective(config, timing=timing)
     study = create_study(config, storage=storage, study_name=study_name)
     target = n_trials if n_trials is not None else config.max_trials
-    callbacks = [*callbacks, *with_pruning(config, study, objective)]
+    callbacks = [*callbacks, *with_pruning(config, study, objective),
+                 RemainingTime(target)]
     # A second round covers trials that failed beyond the retry limit of a stale trial.
     for _ in range(2):
         if not open_slots(study, target) and count_finished(study) >= target:
@@ -349,6 +351,45 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
     callbacks = with_pruning(config, study, objective)
     with contextlib.suppress(KeyboardInterrupt):
         work(study, objective, callbacks=callbacks)
+
+
+class RemainingTime:
+    """Optuna callback: after the first trial that trained (``train_time > 0``), print to
+    stderr an estimate of the study's remaining training time (that trial's training time
+    times the trials still to finish; rejected and pruned trials make it an upper bound).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> trial = optuna.trial.create_trial(value=0.5, user_attrs={"metrics": {
+        ...     "train_time": 30.0}})
+        >>> study.add_trial(trial)
+        >>> RemainingTime(5).message(study, study.trials[0])
+        'first trained trial: 30 s of training; about 2.0 min of training left for 4 trial(s)'
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.said = False
+
+    def message(self, study: optuna.Study, trial: FrozenTrial) -> str | None:
+        """The estimate after ``trial``, or None when it did not train."""
+        seconds = float((trial.user_attrs.get("metrics") or {}).get("train_time") or 0.0)
+        if seconds <= 0:
+            return None
+        left = max(0, self.target - count_finished(study))
+        return (f"first trained trial: {seconds:.0f} s of training; about "
+                f"{seconds * left / 60:.1f} min of training left for {left} trial(s)")
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.said:
+            return
+        text = self.message(study, trial)
+        if text is not None:
+            import sys
+
+            self.said = True
+            print(text, file=sys.stderr)
 
 
 def place_workers(config: StudyConfig, workers: int,
