@@ -319,6 +319,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     devices = _devices(args.devices)
     objective.preflight()  # a missing dataset fails before any storage is touched
     storage = make_storage(url, **_storage_options(args))
+    print(objective.device_line(), file=sys.stderr)
     import optuna
 
     from neuromosaic_optuna.study import run_study, run_workers
@@ -415,6 +416,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = create_study(config, storage=make_storage(url, **_storage_options(args)),
                          study_name=args.study_name)
+    print(objective.device_line(), file=sys.stderr)
     from neuromosaic_optuna.study import with_pruning
 
     ran = work(study, objective, callbacks=with_pruning(config, study, objective))

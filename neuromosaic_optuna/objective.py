@@ -185,8 +185,6 @@ class Objective:
         """Fail fast, before any storage is touched: resolve the device (saying which one
         runs), load the dataset (or check that a tabular backend knows it), so a missing
         device or dataset is a :class:`ConfigError`."""
-        import sys
-
         from neuromosaic_optuna.models import get_tabular, is_tabular
 
         if is_tabular(self.config.architecture_type):
@@ -200,8 +198,11 @@ class Objective:
 
         resolve_precision(self.config.precision, self.device)  # fp16 off CUDA fails here
         self.dataset(self.input_resolution({}))
-        # said last, so that a bad input stays the one line on stderr
-        print(f"device: {self.device} (device = {self.config.device!r})", file=sys.stderr)
+
+    def device_line(self) -> str:
+        """What the run says about its device, e.g. ``device: cpu (device = 'auto')``; the CLI
+        prints it once the storage is open, so a bad input stays one line on stderr."""
+        return f"device: {self.device} (device = {self.config.device!r})"
 
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
         if self.config.is_weighted:

@@ -93,7 +93,7 @@ def test_the_run_says_which_device(monkeypatch: pytest.MonkeyPatch,
 
     objective = Objective(load_study_file(QUICK, budget="smoke"))
     objective.preflight()
-    assert "device: cpu (device = 'auto')" in capsys.readouterr().err
+    assert objective.device_line() == "device: cpu (device = 'auto')"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
