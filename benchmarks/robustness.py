@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 import neuromosaic_optuna as nm
+from neuromosaic_optuna.data import split_tensors
 from neuromosaic_optuna.models import BuildContext, get_builder
-from neuromosaic_optuna.objective import split_tensors
 from neuromosaic_optuna.robustness import augment_batch, evaluate_robustness, gaussian_noise
 from neuromosaic_optuna.training import evaluate_accuracy, train_model
 

@@ -125,6 +125,11 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
     run.add_argument("--workers", type=_positive_int, default=1,
                      help="worker processes sharing the study (default 1)")
+    _add_device_arg(run)
+    run.add_argument("--devices", metavar="cuda:0,cuda:1",
+                     help="with --workers: place the workers round-robin on these devices "
+                     "(default: every CUDA GPU when there are several and the device is auto "
+                     "or cuda)")
     _add_heartbeat_args(run)
     _add_artifact_arg(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,6 +145,7 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
     _add_heartbeat_args(worker)
     _add_artifact_arg(worker)
+    _add_device_arg(worker)
 
     pareto = sub.add_parser("pareto", help="print a study's Pareto front, knee, hypervolume "
                             "and an operating point")
@@ -151,9 +157,13 @@ def _build_parser() -> argparse.ArgumentParser:
                             "study's perturbations, without retraining")
     _add_study_args(robust)
     _add_artifact_arg(robust)
+    _add_device_arg(robust)
     robust.add_argument("--trials", default="pareto", metavar="pareto|best|N,M",
                         help="which trials: the Pareto front (default), the best one, or "
                         "trial numbers")
+    robust.add_argument("--split", choices=("val", "test"), default="val",
+                        help="validation split (default: what the search measured and "
+                        "optimised) or the test split (reported only, never searched on)")
 
     transfer = sub.add_parser("transfer", help="warm-start a target study from an existing "
                               "source study, then run the target")
@@ -220,6 +230,28 @@ def _add_heartbeat_args(p: argparse.ArgumentParser) -> None:
 
 def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"heartbeat_interval": args.heartbeat_interval, "max_retry": args.max_retry}
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: "
+                   "$NEUROMOSAIC_DEVICE, else the study file's device, else auto: the first "
+                   "CUDA GPU, else MPS, else the CPU)")
+
+
+def _devices(text: str | None) -> list[str] | None:
+    """``--devices`` as a list, each checked to exist on this machine (before any storage)."""
+    if not text:
+        return None
+    from neuromosaic_optuna.training import resolve_device
+
+    out = []
+    for spec in (s.strip().lower() for s in text.split(",")):
+        try:
+            resolve_device(spec)
+        except ConfigError as exc:
+            raise ConfigError("--devices", exc.message) from None
+        out.append(spec)
+    return out
 
 
 def _add_study_args(p: argparse.ArgumentParser) -> None:
@@ -341,7 +373,8 @@ def _check_existing_study(storage: Any, url: str, name: str) -> None:
 def _load(args: argparse.Namespace) -> StudyConfig:
     overrides: dict[str, Any] = {"max_trials": getattr(args, "n_trials", None),
                                  "seed": args.seed,
-                                 "artifact_dir": getattr(args, "artifact_dir", None)}
+                                 "artifact_dir": getattr(args, "artifact_dir", None),
+                                 "device": getattr(args, "device", None)}
     with _study_path(args.study_file) as path:
         config = load_study_file(path, budget=args.budget, overrides=overrides)
     if hasattr(args, "artifact_dir") and config.artifact_dir is None:
@@ -412,8 +445,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     url = resolve_storage_url(args.storage)
     _cap_workers(args, config)
+    devices = _devices(args.devices)
     objective = preflight(config)  # bad input fails before any storage is touched
     storage = make_storage(url, **_storage_options(args))
+    print(objective.device_line(), file=sys.stderr)
     import optuna
 
     from neuromosaic_optuna.study import run_study, run_workers, study_name_for
@@ -429,7 +464,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         study = run_workers(config, storage_url=url, study_name=args.study_name,
                             workers=args.workers, storage_options=_storage_options(args),
                             objective=objective,
-                            allow_changed_space=args.allow_changed_space)
+                            allow_changed_space=args.allow_changed_space, devices=devices)
     else:
         study = run_study(config, storage=storage, study_name=args.study_name,
                           objective=objective, show_progress_bar=not args.no_progress,
@@ -545,6 +580,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                    "--storage and --study-name) first", _storage_options(args))
     study = create_study(config, storage=make_storage(url, **_storage_options(args)),
                          study_name=name)
+    print(objective.device_line(), file=sys.stderr)
     from neuromosaic_optuna.study import with_pruning
 
     ran = work(study, objective, callbacks=with_pruning(config, study, objective))
@@ -623,7 +659,8 @@ def _select_trials(study: Any, spec: str) -> list[Any]:
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
     study, config, _ = _open_study(args)
-    from neuromosaic_optuna.objective import DEFAULT_PERTURBATIONS, Objective, split_tensors
+    from neuromosaic_optuna.data import split_tensors
+    from neuromosaic_optuna.objective import DEFAULT_PERTURBATIONS, Objective
 
     objective = Objective(config)
     trials = _select_trials(study, args.trials)
@@ -637,14 +674,19 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
              "corruption_resistance", "adversarial_robustness", "stability_index"]
     rows = [["trial", *names]]
     for trial, model in models:
-        x, y = split_tensors(objective.dataset(objective.input_resolution(trial.params)).test)
+        splits = objective.dataset(objective.input_resolution(trial.params))
+        x, y = split_tensors(splits.val if args.split == "val" else splits.test,
+                             seed=config.seed)
         result = evaluate_robustness(model, x, y, perturbations, seed=config.seed)
-        study.set_user_attr(f"robustness:{trial.number}",
+        key = "robustness" if args.split == "val" else "robustness:test"
+        study.set_user_attr(f"{key}:{trial.number}",
                             {"metrics": dict(result.metrics), "details": dict(result.details)})
         rows.append([str(trial.number), *(f"{result.metrics[n]:.4f}" if n in result.metrics
                                           else "-" for n in names)])
-    print(f"Robustness of {len(models)} trial(s) of {study.study_name!r} on the test split "
-          "(stored as study user attributes robustness:<trial>):")
+    split, key = (("validation", "robustness") if args.split == "val"
+                  else ("test", "robustness:test"))
+    print(f"Robustness of {len(models)} trial(s) of {study.study_name!r} on the {split} split "
+          f"(stored as study user attributes {key}:<trial>):")
     print(_table(rows))
     return 0
 

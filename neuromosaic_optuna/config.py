@@ -127,6 +127,9 @@ class StudyConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
+    device: str = "auto"
+    precision: str = "auto"
+    augmentation: str | None = None
     seed: int = 0
     resolution: int = 32
     max_resolution: int | None = None
@@ -185,7 +188,13 @@ BUDGET_KEYS = frozenset({
     "max_trials", "epochs", "dataset", "dataset_path", "resolution", "max_resolution",
     "head_dim", "max_flops", "batch_size", "max_train_samples", "population_size",
     "learning_rate", "latency_batch_size", "source_task", "target_task", "model_options",
+    "device", "precision", "augmentation",
 })
+#: Keys that every layer of a study file may set, ``[experiment]`` included.
+ANY_LAYER_KEYS = frozenset({"device", "precision"})
+#: Environment variable that chooses the device (below ``--device``, above the study file).
+DEVICE_ENV = "NEUROMOSAIC_DEVICE"
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,3})?)$")
 #: Every key of the merged configuration.
 ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
     "weight_decay", "optimizer", "seed", "sampler", "pruner", "known_good", "description",
@@ -329,6 +338,18 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
         return _expect_float(value, path, open_low=True, high=10.0)
     if key == "weight_decay":
         return _expect_float(value, path, high=10.0)
+    if key == "device":
+        if not isinstance(value, str) or not _DEVICE.match(value.strip().lower()):
+            raise ConfigError(path, f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        return value.strip().lower()
+    if key == "augmentation":
+        if value not in ("none", "standard"):
+            raise ConfigError(path, f"expected none or standard, got {value!r}")
+        return value
+    if key == "precision":
+        if value not in ("auto", "bf16", "fp16", "fp32"):
+            raise ConfigError(path, f"expected auto, bf16, fp16 or fp32, got {value!r}")
+        return value
     if key == "optimizer":
         if value not in _OPTIMIZERS:
             raise ConfigError(path, f"expected one of {', '.join(_OPTIMIZERS)}, got {value!r}")
@@ -389,6 +410,17 @@ def _check_plain_data(value: Any, path: str, depth: int = 0) -> None:
         raise ConfigError(path, f"unsupported value of type {type(value).__name__}")
 
 
+#: Metrics measured on the test split: stored and reported, never an objective or constraint
+#: (search decisions read validation data only).
+REPORTED_ONLY = frozenset({"test_accuracy"})
+
+
+def _searchable(name: str, path: str) -> None:
+    if name in REPORTED_ONLY:
+        raise ConfigError(path, f"{name} is measured on the test split and only reported; "
+                          "optimise or constrain the validation metric 'accuracy' instead")
+
+
 def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
     if isinstance(value, list):
         if not value:
@@ -400,6 +432,7 @@ def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
             if name not in METRICS:
                 raise ConfigError(f"{path}[{i}]", f"unknown metric {name!r}; known: "
                                   f"{', '.join(sorted(METRICS))}")
+            _searchable(name, f"{path}[{i}]")
             specs.append(ObjectiveSpec(name, METRICS[name].direction))
     elif isinstance(value, Mapping):
         if not value:
@@ -410,6 +443,7 @@ def _parse_objectives(value: Any, path: str) -> tuple[ObjectiveSpec, ...]:
             if name not in METRICS:
                 raise ConfigError(p, f"unknown metric {name!r}; known: "
                                   f"{', '.join(sorted(METRICS))}")
+            _searchable(name, p)
             entry = _expect_table(entry, p)
             unknown = set(entry) - {"weight"}
             if unknown:
@@ -438,6 +472,7 @@ def _parse_constraint(key: str, value: Any, path: str) -> Constraint:
         raise ConfigError(path, "unknown constraint; write max_<metric> or min_<metric> with a "
                           f"metric among: {', '.join(sorted(METRICS))}")
     kind, metric = m.group(1), m.group(2)
+    _searchable(metric, path)
     return Constraint(key, metric, kind, parse_metric_value(metric, value, path), value)
 
 
@@ -609,7 +644,7 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
     if "defaults" in data:
         layers.append(("defaults", _expect_table(data["defaults"], "defaults"), ALL_KEYS))
     experiment = _expect_table(data.get("experiment", {}), "experiment")
-    layers.append(("experiment", experiment, SEED_KEYS))
+    layers.append(("experiment", experiment, SEED_KEYS | ANY_LAYER_KEYS))
 
     budgets = _expect_table(data.get("budget", {}), "budget")
     presets = {k: v for k, v in budgets.items() if k != "default"}
@@ -629,6 +664,9 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
         if name != chosen:
             _merge_layer({}, f"budget.{name}", _expect_table(preset, f"budget.{name}"),
                          BUDGET_KEYS)
+    env_device = os.environ.get(DEVICE_ENV, "").strip()
+    if env_device and not (overrides or {}).get("device"):
+        layers.append((f"${DEVICE_ENV}", {"device": env_device}, ANY_LAYER_KEYS))
     if overrides:
         layers.append(("--", {k: v for k, v in overrides.items() if v is not None}, ALL_KEYS))
 
@@ -645,7 +683,8 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
 def _merge_layer(merged: dict[str, Any], layer_name: str, layer: Mapping[str, Any],
                  allowed: frozenset[str]) -> None:
     for key, value in layer.items():
-        path = f"{layer_name}.{key}" if layer_name != "--" else f"--{key.replace('_', '-')}"
+        path = (layer_name if layer_name.startswith("$") else f"{layer_name}.{key}"
+                if layer_name != "--" else f"--{key.replace('_', '-')}")
         if key not in allowed:
             where = {"experiment": "the seed's keys", "defaults": "study keys"}.get(
                 layer_name, "budget keys")

@@ -28,6 +28,11 @@ except the handful numpy needs to rebuild an array (``_reconstruct``, ``ndarray`
 ``scalar``, ``_frombuffer``) and ``_codecs.encode`` (how Python 3 pickles ``bytes``); a file that
 names anything else (``os.system``, ``builtins.eval``, …) is refused before anything runs.
 
+**Subsets.** Every split is stored in a seeded, stratified order (each prefix holds every class in
+proportion to its size), so ``max_train_samples`` keeps a stratified subset; evaluation subsets
+of lazily read splits come from :func:`stratified_subset`, never from the first N files of a
+class-sorted folder.
+
 **Memory.** CIFAR-10 images are kept as ``uint8`` (150 MB for all 60,000). When the float
 splits at the requested resolution fit in :data:`IN_MEMORY_BYTES`, the splits are
 ``TensorDataset`` of floats (the training loop's fast path); otherwise they are
@@ -60,6 +65,11 @@ __all__ = [
     "DatasetSplits",
     "dataset_info",
     "load_dataset",
+    "default_augmentation",
+    "split_labels",
+    "standard_augment",
+    "split_tensors",
+    "stratified_subset",
 ]
 
 DATASETS = ("digits", "cifar10", "imagenet", "imagefolder")
@@ -241,6 +251,50 @@ class ByteImageDataset:
         return list(zip(x, self.labels[idx], strict=True))
 
 
+def default_augmentation(name: str) -> str:
+    """The training augmentation a dataset gets when the study sets no ``augmentation``:
+    ``"standard"`` for CIFAR-10, ``"none"`` for digits (8x8 strokes that a 4-pixel shift at
+    32 px would cut) and for image folders (their ImageNet-scale recipe, RandomResizedCrop
+    plus flip, is not implemented yet).
+
+    Example:
+        >>> default_augmentation("digits"), default_augmentation("CIFAR10")
+        ('none', 'standard')
+    """
+    return "standard" if _canonical(name) == "cifar10" else "none"
+
+
+def standard_augment(x: torch.Tensor, generator: torch.Generator, *,
+                     padding: int = 4) -> torch.Tensor:
+    """CIFAR-style training augmentation of a batch, on the batch's device without a per-image
+    loop: a random crop of the zero-padded image (``padding`` pixels each side) and a
+    horizontal flip of half the images, both drawn from ``generator``.
+
+    Example:
+        >>> import torch
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> a = standard_augment(x, torch.Generator().manual_seed(0))
+        >>> b = standard_augment(x, torch.Generator().manual_seed(0))
+        >>> a.shape == x.shape and torch.equal(a, b)
+        True
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    gen_device = generator.device
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator,
+                            device=gen_device).to(x.device)
+    flips = (torch.rand(n, generator=generator, device=gen_device) < 0.5).to(x.device)
+    padded = F.pad(x, (padding, padding, padding, padding))
+    rows = offsets[0][:, None] + torch.arange(h, device=x.device)          # (n, h)
+    cols = offsets[1][:, None] + torch.arange(w, device=x.device)          # (n, w)
+    cols = torch.where(flips[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
 # --------------------------------------------------------------------------- shared helpers
 
 def _canonical(name: str) -> str:
@@ -298,6 +352,9 @@ def _locate(name: str, path: str | os.PathLike[str] | None) -> Path:
 
 
 def _head(ds: Dataset[Any], n: int) -> Dataset[Any]:
+    """The first ``n`` items of a training split. Every split is built in a seeded stratified
+    order (see :func:`_stratified_order`), so its first ``n`` items are a seeded stratified
+    subset, never the first classes of a class-sorted folder."""
     from torch.utils.data import Subset, TensorDataset
 
     if isinstance(ds, TensorDataset):
@@ -318,11 +375,101 @@ def _to_float(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return x
 
 
+def _stratified_order(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A seeded permutation of ``range(len(y))`` in which every prefix is stratified: the
+    ``k``-th member of class ``c`` (in a random order within the class) sits at position key
+    ``(k + u) / n_c`` with ``u`` uniform in ``[0, 1)``, and the keys are sorted. The first ``m``
+    items then hold each class in proportion to its size (within one item)."""
+    import torch
+
+    y = torch.as_tensor(y, dtype=torch.long).flatten()
+    keys = torch.empty(len(y), dtype=torch.float64)
+    for cls in torch.unique(y):
+        idx = torch.nonzero(y == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
+        keys[idx] = (torch.arange(len(idx), dtype=torch.float64) + u) / len(idx)
+    return torch.argsort(keys, stable=True)
+
+
+def split_labels(ds: Dataset[Any]) -> torch.Tensor:
+    """The integer labels of a split, without reading its images where the dataset knows them
+    (``TensorDataset``, :class:`ByteImageDataset`, ``ImageFolder`` and ``Subset`` of those).
+
+    Example:
+        >>> split_labels(load_dataset("digits", resolution=8).val).shape
+        torch.Size([359])
+    """
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    if isinstance(ds, TensorDataset):
+        return ds.tensors[1].long()
+    if isinstance(ds, ByteImageDataset):
+        return ds.labels
+    if isinstance(ds, Subset):
+        return split_labels(ds.dataset)[torch.as_tensor(list(ds.indices), dtype=torch.long)]
+    targets = getattr(ds, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(list(targets), dtype=torch.long)
+    return torch.as_tensor([int(ds[i][1]) for i in range(len(ds))],  # type: ignore[arg-type]
+                           dtype=torch.long)
+
+
+def stratified_subset(ds: Dataset[Any], n: int, seed: int = 0) -> Dataset[Any]:
+    """A seeded, stratified subset of at most ``n`` items of split ``ds`` (each class in
+    proportion to its share; never the first ``n`` items, which in a class-sorted folder such
+    as ImageNet's ``val/`` would cover a few classes only). ``ds`` itself when it has at most
+    ``n`` items.
+
+    Example:
+        >>> val = load_dataset("digits", resolution=8).val
+        >>> sub = stratified_subset(val, 50, seed=1)
+        >>> len(sub), len(set(sub.tensors[1].tolist()))
+        (50, 10)
+    """
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    if len(ds) <= n:  # type: ignore[arg-type]
+        return ds
+    order = _stratified_order(split_labels(ds), torch.Generator().manual_seed(seed))[:n]
+    if isinstance(ds, TensorDataset):
+        return TensorDataset(*(t[order] for t in ds.tensors))
+    return Subset(ds, order.tolist())
+
+
+def split_tensors(ds: Dataset[Any], limit: int = 1000, seed: int = 0
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of a split as two tensors: all of an in-memory ``TensorDataset``;
+    of any other split, a seeded stratified subset of at most ``limit`` items
+    (:func:`stratified_subset`), read batch-wise where the dataset can (``__getitems__``).
+
+    Example:
+        >>> x, y = split_tensors(load_dataset("digits", resolution=8).test)
+        >>> tuple(x.shape[1:]), len(x) == len(y)
+        ((3, 8, 8), True)
+    """
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    if isinstance(ds, TensorDataset):
+        return ds.tensors[0], ds.tensors[1]
+    sub = stratified_subset(ds, limit, seed)
+    base, indices = (sub.dataset, list(sub.indices)) if isinstance(sub, Subset) \
+        else (sub, list(range(len(sub))))  # type: ignore[arg-type]
+    if isinstance(base, ByteImageDataset):
+        items = base.__getitems__(indices)
+    else:
+        items = [base[i] for i in indices]
+    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])
+
+
 def _stratified_parts(y: torch.Tensor, seed: int, fractions: Sequence[float]
                       ) -> list[torch.Tensor]:
     """Seeded stratified split of ``range(len(y))``: ``fractions[i]`` of each class goes to part
     ``i + 1`` (at least one sample when the class has enough), the rest to part 0; every part is
-    shuffled."""
+    in a seeded stratified order (:func:`_stratified_order`), so its prefixes are stratified."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -342,7 +489,7 @@ def _stratified_parts(y: torch.Tensor, seed: int, fractions: Sequence[float]
     out = []
     for p in parts:
         cat = torch.cat(p) if p else torch.zeros(0, dtype=torch.long)
-        out.append(cat[torch.randperm(len(cat), generator=gen)])
+        out.append(cat[_stratified_order(y[cat], gen)])
     return out
 
 
@@ -379,7 +526,7 @@ def _stratified_split(y: torch.Tensor, seed: int, fractions: tuple[float, float]
     out = []
     for p in parts:
         cat = torch.cat(p)
-        out.append(cat[torch.randperm(len(cat), generator=gen)])
+        out.append(cat[_stratified_order(y[cat], gen)])
     return out[0], out[1], out[2]
 
 

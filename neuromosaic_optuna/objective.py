@@ -126,6 +126,7 @@ class Objective:
         self.space = SearchSpace(config.search_space, path="search_space")
         self.timing = timing
         self._splits: dict[int, DatasetSplits] = {}
+        self._device: Any = None
         #: Extra per-epoch hooks ``hook(trial, epoch, metrics)``; pruners plug in here.
         self.epoch_hooks: list[Callable[[optuna.trial.Trial, int, dict[str, float]], None]] = []
 
@@ -168,12 +169,27 @@ class Objective:
                 max_train_samples=cfg.max_train_samples)
         return self._splits[resolution]
 
+    @property
+    def device(self) -> Any:
+        """The ``torch.device`` trials train and evaluate on (study setting ``device``,
+        resolved once; a device this machine lacks is a :class:`ConfigError`)."""
+        if self._device is None:
+            from neuromosaic_optuna.training import resolve_device
+
+            self._device = resolve_device(self.config.device)
+        return self._device
+
+    @device.setter
+    def device(self, value: Any) -> None:
+        self._device = value
+
     def preflight(self) -> None:
-        """Fail fast, before any storage is touched, with a :class:`ConfigError`: the
-        artifact folder exists or can be made and is writable; the search space,
-        ``model_options`` and ``known_good`` fit the builder (names it reads, values inside
-        the space, each range end buildable and under the size limits, sized on the ``meta``
-        device without allocating memory); the dataset loads (or a tabular backend knows it).
+        """Fail fast, before any storage is touched, with a :class:`ConfigError`: the device
+        resolves (saying which one runs) and the precision suits it; the artifact folder
+        exists or can be made and is writable; the search space, ``model_options`` and
+        ``known_good`` fit the builder (names it reads, values inside the space, each range
+        end buildable and under the size limits, sized on the ``meta`` device without
+        allocating memory); the dataset loads (or a tabular backend knows it).
         """
         from neuromosaic_optuna.models import get_tabular, is_tabular
 
@@ -189,7 +205,15 @@ class Objective:
                                   f"{', '.join(known)}, not {cfg.dataset!r}")
             return
         self._check_builder()
+        from neuromosaic_optuna.training import resolve_precision
+
+        resolve_precision(self.config.precision, self.device)  # fp16 off CUDA fails here
         self.dataset(self.input_resolution({}))
+
+    def device_line(self) -> str:
+        """What the run says about its device, e.g. ``device: cpu (device = 'auto')``; the CLI
+        prints it once the storage is open, so a bad input stays one line on stderr."""
+        return f"device: {self.device} (device = {self.config.device!r})"
 
     def _check_known_good(self) -> None:
         """Every ``known_good`` param is a search-space param with a value inside the space."""
@@ -306,7 +330,7 @@ class Objective:
             get_builder,
         )
         from neuromosaic_optuna.profiling import profile_model
-        from neuromosaic_optuna.training import DivergedError, train_model
+        from neuromosaic_optuna.training import DivergedError, resolve_precision, train_model
 
         cfg = self.config
         resolution = self.input_resolution(params)
@@ -350,11 +374,16 @@ class Objective:
 
         noise_std = float(params.get("train_noise_std", 0.0))
         adv_eps = float(params.get("train_adv_eps", 0.0))
+        from neuromosaic_optuna.data import default_augmentation, standard_augment
+
+        crop_flip = (cfg.augmentation or default_augmentation(cfg.dataset)) == "standard"
         augment = None
-        if noise_std > 0 or adv_eps > 0:
+        if noise_std > 0 or adv_eps > 0 or crop_flip:
             from neuromosaic_optuna.robustness import augment_batch
 
             def augment(model: Any, x: Any, y: Any, generator: Any) -> Any:
+                if crop_flip:  # training batches only: train_model applies no hook elsewhere
+                    x = standard_augment(x, generator)
                 return augment_batch(model, x, y, noise_std=noise_std, adv_eps=adv_eps,
                                      generator=generator)
 
@@ -365,7 +394,9 @@ class Objective:
                 learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
                 weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
                 optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
-                augment=augment)
+                augment=augment, device=self.device,
+                precision=resolve_precision(cfg.precision, self.device,
+                                            built.summary.get("family")))
         except DivergedError as exc:
             self._store(trial, metrics, architecture, "diverged", str(exc), curve)
             raise
@@ -378,7 +409,7 @@ class Objective:
                        train_time=result.train_time,
                        test_accuracy=evaluate_accuracy(built.model, splits.test))
         if self.needs_robustness:
-            metrics.update(self._robustness(trial, built.model, splits.test))
+            metrics.update(self._robustness(trial, built.model, splits.val))
         if cfg.artifact_dir:
             self._save_weights(trial, built.model)
         return self._finish(trial, metrics, architecture, "ok", None, curve)
@@ -394,7 +425,7 @@ class Objective:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"trial-{trial.number}-weights.pt"
-            torch.save(model.state_dict(), path)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
             artifact_id = upload_artifact(artifact_store=FileSystemArtifactStore(str(folder)),
                                           file_path=str(path), study_or_trial=trial,
                                           mimetype="application/octet-stream")
@@ -434,16 +465,20 @@ class Objective:
                 raise ConfigError("--artifact-dir", f"weights of trial {trial.number} not found "
                                   f"in {self.config.artifact_dir} ({exc.__class__.__name__})") \
                     from None
-            built.model.load_state_dict(torch.load(path, weights_only=True))
+            built.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        built.model.to(self.device)
         built.model.eval()
         return built.model
 
-    def _robustness(self, trial: optuna.trial.Trial, model: Any, test: Any) -> dict[str, float]:
-        """Evaluate the trained model under the study's perturbations on the test split;
-        per-perturbation accuracies go to the user attribute ``robustness``."""
+    def _robustness(self, trial: optuna.trial.Trial, model: Any, val: Any) -> dict[str, float]:
+        """Evaluate the trained model under the study's perturbations on the **validation**
+        split (robustness objectives and constraints steer the search, so they never read test
+        data; ``neuromosaic robustness`` reports on the test split); per-perturbation
+        accuracies go to the user attribute ``robustness``."""
+        from neuromosaic_optuna.data import split_tensors
         from neuromosaic_optuna.robustness import evaluate_robustness
 
-        x, y = split_tensors(test)
+        x, y = split_tensors(val, seed=self.config.seed)
         result = evaluate_robustness(model, x, y,
                                      self.config.perturbations or DEFAULT_PERTURBATIONS,
                                      seed=self.config.seed)
@@ -527,11 +562,3 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def split_tensors(ds: Any, limit: int = 1000) -> tuple[Any, Any]:
-    """Images and labels of a split as tensors (a lazy dataset: its first ``limit`` items)."""
-    import torch
-
-    if hasattr(ds, "tensors"):
-        return ds.tensors[0], ds.tensors[1]
-    items = [ds[i] for i in range(min(len(ds), limit))]
-    return torch.stack([it[0] for it in items]), torch.tensor([int(it[1]) for it in items])

@@ -26,9 +26,9 @@ from neuromosaic_optuna.record import status_of
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
-           "MAX_FAILURES_IN_A_ROW", "TrialsFailedError", "count_finished", "create_study",
-           "open_slots", "preflight", "raise_on_sigterm", "run_study", "run_workers",
-           "study_identity", "study_name_for", "work"]
+           "MAX_FAILURES_IN_A_ROW", "RemainingTime", "TrialsFailedError", "count_finished",
+           "create_study", "open_slots", "preflight", "raise_on_sigterm", "run_study",
+           "run_workers", "study_identity", "study_name_for", "work"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -587,7 +587,8 @@ def run_study(
     study = create_study(config, storage=storage, study_name=study_name,
                          allow_changed_space=allow_changed_space)
     target = n_trials if n_trials is not None else config.max_trials
-    callbacks = [*callbacks, *with_pruning(config, study, objective)]
+    callbacks = [*callbacks, *with_pruning(config, study, objective),
+                 RemainingTime(target)]
     # A second round covers trials that failed beyond the retry limit of a stale trial.
     for _ in range(2):
         if not open_slots(study, target) and count_finished(study) >= target:
@@ -616,11 +617,77 @@ def _worker_process(config: StudyConfig, storage_url: str, study_name: str | Non
         work(study, objective, callbacks=callbacks)
 
 
+class RemainingTime:
+    """Optuna callback: after the first trial that trained (``train_time > 0``), print to
+    stderr an estimate of the study's remaining training time (that trial's training time
+    times the trials still to finish; rejected and pruned trials make it an upper bound).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> trial = optuna.trial.create_trial(value=0.5, user_attrs={"metrics": {
+        ...     "train_time": 30.0}})
+        >>> study.add_trial(trial)
+        >>> RemainingTime(5).message(study, study.trials[0])
+        'first trained trial: 30 s of training; about 2.0 min of training left for 4 trial(s)'
+    """
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.said = False
+
+    def message(self, study: optuna.Study, trial: FrozenTrial) -> str | None:
+        """The estimate after ``trial``, or None when it did not train."""
+        seconds = float((trial.user_attrs.get("metrics") or {}).get("train_time") or 0.0)
+        if seconds <= 0:
+            return None
+        left = max(0, self.target - count_finished(study))
+        return (f"first trained trial: {seconds:.0f} s of training; about "
+                f"{seconds * left / 60:.1f} min of training left for {left} trial(s)")
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.said:
+            return
+        text = self.message(study, trial)
+        if text is not None:
+            import sys
+
+            self.said = True
+            print(text, file=sys.stderr)
+
+
+def place_workers(config: StudyConfig, workers: int,
+                  devices: Sequence[str] | None = None) -> list[str]:
+    """The device of each of ``workers`` workers: round-robin over ``devices`` when given;
+    else, when the study's device is ``auto`` or ``cuda`` and this machine has several CUDA
+    GPUs, round-robin over all of them; else the study's device for every worker.
+
+    Example:
+        >>> from neuromosaic_optuna.config import load_config
+        >>> cfg = load_config({"name": "p", "architecture_type": "conv_net",
+        ...                    "search_space": {"w": [1, 2]}, "device": "cpu"})
+        >>> place_workers(cfg, 3, ["cuda:0", "cuda:1"])
+        ['cuda:0', 'cuda:1', 'cuda:0']
+        >>> place_workers(cfg, 2)
+        ['cpu', 'cpu']
+    """
+    if not devices and config.device in ("auto", "cuda"):
+        from neuromosaic_optuna.training import cuda_device_count
+
+        count = cuda_device_count()
+        if count > 1:
+            devices = [f"cuda:{i}" for i in range(count)]
+    if not devices:
+        return [config.device] * workers
+    return [devices[i % len(devices)] for i in range(workers)]
+
+
 def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None = None,
                 workers: int = 2, n_trials: int | None = None,
                 storage_options: dict[str, Any] | None = None,
                 objective: Objective | None = None,
-                allow_changed_space: bool = False) -> optuna.Study:
+                allow_changed_space: bool = False,
+                devices: Sequence[str] | None = None) -> optuna.Study:
     """Run a study with ``workers`` processes sharing one storage; return the study.
 
     The slots are opened here, once; each worker claims WAITING slots until none is left,
@@ -633,6 +700,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     (heartbeat interval, grace period, retries), the same in every process. ``objective``
     reuses the caller's :class:`Objective` (its dataset cache) in the calling process.
     No more processes are started than there are open slots: ``workers`` is capped at them.
+    Workers are placed on devices by :func:`place_workers` (``devices``, e.g.
+    ``["cuda:0", "cuda:1"]``); the calling process is worker 0.
 
     Example (not run as a doctest: it spawns processes)::
 
@@ -654,7 +723,12 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     target = n_trials if n_trials is not None else config.max_trials
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = multiprocessing.get_context("spawn")
+    placement = place_workers(config, workers, devices)
     objective = objective or Objective(config)
+    if placement[0] != config.device:
+        from neuromosaic_optuna.training import resolve_device
+
+        objective.device = resolve_device(placement[0])
     callbacks = with_pruning(config, study, objective)
     for _ in range(2):  # a second round covers trials failed beyond the retry limit
         if not open_slots(study, target) and count_finished(study) >= target:
@@ -662,7 +736,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         workers = max(1, min(workers, waiting))  # never more processes than open slots
         procs = [ctx.Process(target=_worker_process,
-                             args=(config, storage_url, study.study_name, threads, options),
+                             args=(config.with_overrides(device=placement[i]), storage_url,
+                                   study.study_name, threads, options),
                              name=f"neuromosaic-worker-{i}") for i in range(1, workers)]
         for p in procs:
             p.start()
