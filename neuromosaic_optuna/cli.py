@@ -448,7 +448,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     devices = _devices(args.devices)
     objective = preflight(config)  # bad input fails before any storage is touched
     storage = make_storage(url, **_storage_options(args))
-    print(objective.device_line(), file=sys.stderr)
+    print(objective.device_line(), flush=True)  # stdout: stderr is for the one-line errors
     import optuna
 
     from neuromosaic_optuna.study import run_study, run_workers, study_name_for
@@ -580,7 +580,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
                    "--storage and --study-name) first", _storage_options(args))
     study = create_study(config, storage=make_storage(url, **_storage_options(args)),
                          study_name=name)
-    print(objective.device_line(), file=sys.stderr)
+    print(objective.device_line(), flush=True)  # stdout: stderr is for the one-line errors
     from neuromosaic_optuna.study import with_pruning
 
     ran = work(study, objective, callbacks=with_pruning(config, study, objective))

@@ -212,7 +212,7 @@ class Objective:
 
     def device_line(self) -> str:
         """What the run says about its device, e.g. ``device: cpu (device = 'auto')``; the CLI
-        prints it once the storage is open, so a bad input stays one line on stderr."""
+        prints it on stdout once the storage is open, so an error stays one line on stderr."""
         return f"device: {self.device} (device = {self.config.device!r})"
 
     def _check_known_good(self) -> None:
