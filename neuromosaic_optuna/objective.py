@@ -183,6 +183,28 @@ class Objective:
     def device(self, value: Any) -> None:
         self._device = value
 
+    def build(self, params: Mapping[str, Any]) -> tuple[Any, int]:
+        """Build the architecture of ``params`` as a trial does: training-only params
+        (:data:`TRAINING_PARAMS`) dropped, the study's input resolution, class count and
+        ``model_options``, sized on the ``meta`` device before any memory is allocated. The
+        one build path of trials, re-evaluation and warm-start cost profiling.
+
+        Returns:
+            ``(BuiltModel, input resolution)``.
+
+        Raises:
+            ArchitectureError: The params cannot be built, or break a size limit.
+        """
+        from neuromosaic_optuna.models import BuildContext, count_params_meta, get_builder
+
+        resolution = self.input_resolution(params)
+        ctx = BuildContext(num_classes=self.dataset(resolution).num_classes,
+                           resolution=resolution, options=self.model_options)
+        arch = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
+        builder = get_builder(self.config.architecture_type)
+        count_params_meta(builder, arch, ctx)  # sized before memory is allocated
+        return builder(arch, ctx), resolution
+
     def preflight(self) -> None:
         """Fail fast, before any storage is touched, with a :class:`ConfigError`: the device
         resolves (saying which one runs) and the precision suits it; the artifact folder
@@ -325,9 +347,6 @@ class Objective:
 
         from neuromosaic_optuna.models import (
             ArchitectureError,
-            BuildContext,
-            count_params_meta,
-            get_builder,
         )
         from neuromosaic_optuna.profiling import profile_model
         from neuromosaic_optuna.training import DivergedError, resolve_precision, train_model
@@ -335,14 +354,9 @@ class Objective:
         cfg = self.config
         resolution = self.input_resolution(params)
         splits = self.dataset(resolution)
-        ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
-                           options=self.model_options)
         torch.manual_seed(cfg.seed * 100_003 + trial.number)
-        arch_params = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
         try:
-            builder = get_builder(cfg.architecture_type)
-            count_params_meta(builder, arch_params, ctx)  # sized before memory is allocated
-            built = builder(arch_params, ctx)
+            built, _ = self.build(params)
         except ArchitectureError as exc:
             self._store(trial, {}, {"params": params, "input_resolution": resolution},
                         "invalid", str(exc))
@@ -443,18 +457,12 @@ class Objective:
         import torch
         from optuna.artifacts import FileSystemArtifactStore, download_artifact
 
-        from neuromosaic_optuna.models import BuildContext, get_builder
 
         artifact_id = trial.user_attrs.get("weights_artifact")
         if not artifact_id or not self.config.artifact_dir:
             raise ConfigError("--trials", f"trial {trial.number} has no saved weights; run the "
                               "study with an artifact directory (--artifact-dir)")
-        resolution = self.input_resolution(trial.params)
-        splits = self.dataset(resolution)
-        arch = {k: v for k, v in trial.params.items() if k not in TRAINING_PARAMS}
-        ctx = BuildContext(num_classes=splits.num_classes, resolution=resolution,
-                           options=self.model_options)
-        built = get_builder(self.config.architecture_type)(arch, ctx)
+        built, _ = self.build(trial.params)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "weights.pt"
             try:

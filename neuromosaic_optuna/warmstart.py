@@ -680,13 +680,9 @@ def cost_profiler(config: StudyConfig, objective: Objective | None = None
     timing = any(c.metric in ("latency", "throughput") for c in cost)
 
     def profile(params: dict[str, Any]) -> dict[str, float]:
-        from neuromosaic_optuna.models import BuildContext, get_builder
         from neuromosaic_optuna.profiling import profile_model
 
-        resolution = obj.input_resolution(params)
-        ctx = BuildContext(num_classes=obj.dataset(resolution).num_classes,
-                           resolution=resolution, options=obj.model_options)
-        built = get_builder(config.architecture_type)(params, ctx)
+        built, _ = obj.build(params)  # the objective's build path (training params dropped)
         return dict(profile_model(built.model, built.input_size,
                                   latency_batch_size=config.latency_batch_size,
                                   timing=timing).as_dict())

@@ -443,3 +443,23 @@ def test_plot_search_progress_draws_lines_and_bands() -> None:
     assert fig.data[1].y == pytest.approx((0.25, 0.45)) and fig.data[2].y == (0.6, 0.6)
     assert fig.layout.yaxis.tickformat == ".1%"
     assert fig.layout.title.text == "Search Progress Comparison"
+
+
+def test_cost_profiler_ignores_training_params_like_the_objective() -> None:
+    """Issue 17: warm-starting into a space with training-only params (robustness.toml's
+    ``train_noise_std``, ``train_adv_eps``) and a cost constraint must profile the
+    architecture the objective would build, not reject every candidate as invalid."""
+    from neuromosaic_optuna.config import load_study_file
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.warmstart import cost_profiler
+
+    config = load_study_file("studies/robustness.toml", budget="smoke",
+                             overrides={"constraints": {"max_params": "50M"}})
+    profile = cost_profiler(config)
+    assert profile is not None
+    params = {"depth_multiplier": 1.0, "width_multiplier": 1.0, "se_ratio": 0.25,
+              "train_noise_std": 0.1, "train_adv_eps": 0.03}
+    costs = profile(params)
+    objective = Objective(config)
+    built, _ = objective.build(params)
+    assert costs["params"] == sum(p.numel() for p in built.model.parameters()) > 0
