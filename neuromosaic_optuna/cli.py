@@ -153,6 +153,16 @@ def _build_parser() -> argparse.ArgumentParser:
     pareto.add_argument("--operating-point", metavar="METRIC<=BOUND", action="append",
                         default=[], help='e.g. "latency<=20ms" or "params<=1M" (repeatable)')
 
+    insights = sub.add_parser("insights", help="the study's findings: effects with intervals, "
+                              "claims only where they survive false-discovery control")
+    _add_study_args(insights)
+    insights.add_argument("--source-study", metavar="NAME",
+                          help="for a transfer study: the source study's name in the same "
+                          "storage (default: the study file's source study)")
+    insights.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="N",
+                          help="bootstrap resamples and permutations per test (default 1000)")
+    insights.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     robust = sub.add_parser("robustness", help="evaluate trained trials of a study under the "
                             "study's perturbations, without retraining")
     _add_study_args(robust)
@@ -636,6 +646,28 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_insights(args: argparse.Namespace) -> int:
+    study, config, url = _open_study(args)
+    from neuromosaic_optuna.insights import study_insights, transfer_insights
+
+    seed = args.seed if args.seed is not None else config.seed
+    found = study_insights(study, seed=seed, n_boot=args.bootstrap)
+    pieces = [found]
+    if config.source_task is not None or args.source_study:
+        from neuromosaic_optuna.warmstart import source_study_name
+
+        name = args.source_study or source_study_name(config, study.study_name)
+        source = _load_existing(url, name, "pass --source-study NAME", {},
+                                field="--source-study")
+        pieces.append(transfer_insights(source, study, seed=seed, n_boot=args.bootstrap))
+    if args.json:
+        print("[" + ",\n".join(p.to_json() for p in pieces) + "]")
+    else:
+        for piece in pieces:
+            print("\n".join(piece.lines()))
+    return 0
+
+
 def _select_trials(study: Any, spec: str) -> list[Any]:
     from optuna.trial import TrialState
 
@@ -705,6 +737,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "pareto": _cmd_pareto,
+             "insights": _cmd_insights,
              "robustness": _cmd_robustness, "transfer": _cmd_transfer, "report": _cmd_report,
              "dashboard": _cmd_dashboard, "studies": _cmd_studies}
 

@@ -8,7 +8,16 @@ from types import ModuleType
 import pytest
 from doctests import run_doctests
 
-from neuromosaic_optuna import _factory, constraints, exceptions, metrics, record, space, units
+from neuromosaic_optuna import (
+    _factory,
+    constraints,
+    exceptions,
+    insights,
+    metrics,
+    record,
+    space,
+    units,
+)
 
 
 @pytest.mark.parametrize("module", [exceptions, units, record, space, constraints, metrics,
