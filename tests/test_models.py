@@ -303,3 +303,16 @@ def test_vit_options_and_optional_params():
 def test_vit_rejects_bad_values(params, message):
     with pytest.raises(ArchitectureError, match=message):
         build_vision_transformer({"patch_size": 8, **params}, BuildContext(10, 32))
+
+
+def test_vit_embed_dim_fixes_the_width_while_heads_vary() -> None:
+    from neuromosaic_optuna.models import ArchitectureError, BuildContext, get_builder
+
+    build = get_builder("vision_transformer")
+    ctx = BuildContext(10, 32, options={"head_dim": 16, "embed_dim": 96})
+    widths = {h: build({"num_layers": 1, "num_heads": h, "patch_size": 8}, ctx).summary
+              for h in (2, 4, 6)}
+    assert [s["hidden_dim"] for s in widths.values()] == [96, 96, 96]
+    assert [s["head_dim"] for s in widths.values()] == [48, 24, 16]
+    with pytest.raises(ArchitectureError, match="embed_dim 96 is not divisible by num_heads 5"):
+        build({"num_layers": 1, "num_heads": 5, "patch_size": 8}, ctx)

@@ -50,7 +50,7 @@ def _fraction(params: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-@register_model("vision_transformer", params=_KNOWN_PARAMS, options=("head_dim",))
+@register_model("vision_transformer", params=_KNOWN_PARAMS, options=("head_dim", "embed_dim"))
 def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
     """Build a Vision Transformer for ``ctx.resolution``-pixel square images.
 
@@ -60,7 +60,9 @@ def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> Bu
     Args:
         params: ``num_layers``, ``num_heads``, ``mlp_ratio``, ``patch_size`` and optionally
             ``dropout`` and ``attention_dropout``; ``resolution`` is ignored.
-        ctx: Classes, input resolution and channels; ``ctx.options["head_dim"]`` (default 64).
+        ctx: Classes, input resolution and channels; ``ctx.options["head_dim"]`` (default 64),
+            or ``ctx.options["embed_dim"]``: a fixed width split into ``num_heads`` heads
+            (``head_dim = embed_dim / num_heads``), so heads can be varied at a fixed width.
 
     Returns:
         The freshly initialised model, its input size and a summary (layers, heads, head_dim,
@@ -79,6 +81,10 @@ def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> Bu
         (32, 64, 16)
         >>> tuple(built.model(torch.zeros(1, 3, 32, 32)).shape)
         (1, 10)
+        >>> fixed = BuildContext(10, 32, options={"embed_dim": 48})
+        >>> [build_vision_transformer({"num_layers": 1, "num_heads": h, "patch_size": 8},
+        ...                           fixed).summary["hidden_dim"] for h in (2, 3, 4)]
+        [48, 48, 48]
         >>> build_vision_transformer({"patch_size": 32}, BuildContext(10, 48))
         Traceback (most recent call last):
         ...
@@ -93,6 +99,12 @@ def build_vision_transformer(params: Mapping[str, Any], ctx: BuildContext) -> Bu
     num_heads = _integer(params.get("num_heads", 12), "num_heads")
     patch_size = _integer(params.get("patch_size", 16), "patch_size")
     head_dim = _integer(ctx.options.get("head_dim", 64), "head_dim")
+    if ctx.options.get("embed_dim") is not None:
+        embed_dim = _integer(ctx.options["embed_dim"], "embed_dim")
+        if embed_dim % num_heads:
+            raise ArchitectureError(f"embed_dim {embed_dim} is not divisible by num_heads "
+                                    f"{num_heads}; choose heads that divide it")
+        head_dim = embed_dim // num_heads
     if num_layers > MAX_BLOCKS:
         raise ArchitectureError(f"num_layers must be <= {MAX_BLOCKS}, got {num_layers}")
     if num_heads * head_dim > 65536:
