@@ -523,6 +523,24 @@ def _untrained_section(study: optuna.Study) -> str:
             + more + "</section>")
 
 
+def _insights_section(study: optuna.Study) -> str:
+    """The study's findings (:mod:`neuromosaic_optuna.insights`): claims first."""
+    from neuromosaic_optuna.insights import ALPHA, study_insights
+
+    found = study_insights(study, seed=0, n_boot=500, importance=False)
+    rows = [[_e(f.analysis), "claim" if f.supported else "measured", _e(f.sentence)]
+            for f in sorted(found.findings, key=lambda f: not f.supported)]
+    notes = "".join(f"<p>{_e(n)}</p>" for n in found.notes)
+    shown = rows[:_MAX_ROWS]
+    more = (f"<p>... and {len(rows) - _MAX_ROWS} more (neuromosaic insights prints all).</p>"
+            if len(rows) > _MAX_ROWS else "")
+    return ('<section id="insights"><h2>Findings</h2><p class="caption">Numbers with 95% '
+            f"bootstrap intervals; a claim survives Benjamini-Hochberg at {ALPHA:g} across the "
+            "study's tests. Effects are associations among the trials the sampler chose."
+            "</p>" + (_table(["analysis", "kind", "finding"], shown) if rows else "")
+            + more + notes + "</section>")
+
+
 def _figure_sections(figures: Mapping[str, go.Figure]) -> str:
     import plotly.io as pio
 
@@ -602,11 +620,13 @@ def write_report(study: optuna.Study, path: str | Path, *, config: StudyConfig |
         f"<p>{_e(description)}</p>" if description else "",
         f"<p>{_e(subtitle)}</p></header><main>",
         '<nav><a href="#summary">Summary</a><a href="#front">Pareto front</a>'
-        f'<a href="#constraints">Constraint violations</a>{nav}</nav>',
+        f'<a href="#constraints">Constraint violations</a>'
+        f'<a href="#insights">Findings</a>{nav}</nav>',
         _summary_section(study, config, info, chosen),
         _front_section(study, info, chosen),
         _violations_section(study, config),
         _untrained_section(study),
+        _insights_section(study),
         _figure_sections(figures),
         f"</main><footer>neuromosaic_optuna {_e(__version__)} · Optuna "
         f"{_e(optuna.__version__)} · plotly {_e(plotly.__version__)} · generated {generated}"

@@ -86,6 +86,12 @@ def test_report_content(synthetic: tuple[str, optuna.Study], tmp_path: Path) -> 
     assert "cannot be built" in untrained
     for fid in plots.available_figures(study):
         assert f'<section id="{fid}" class="figure">' in text
+    from neuromosaic_optuna.insights import study_insights
+
+    findings = text.split('<section id="insights">')[1].split("</section>")[0]
+    found = study_insights(study, seed=0, n_boot=500, importance=False)
+    assert findings.count("<td>claim</td>") == len(found.claims())
+    assert findings.count("<tr") - 1 == min(len(found.findings), report._MAX_ROWS)
     # offline: plotly.js embedded exactly once, nothing fetched from elsewhere
     assert text.count("<script src=") == 0 and text.count("Plotly.newPlot(") >= 7
     assert text.count("plotly.js v") == 1 or text.count("* plotly.js") == 1
