@@ -694,13 +694,47 @@ _ROBUST = [
       the models are at chance level everywhere: rerun with `BUDGET = "cpu"`."""),
 ]
 
+_FINDINGS_MD = """\
+    ## Findings
+
+    `neuromosaic_optuna.insights` turns the study into findings: each is a number with a 95%
+    bootstrap interval, and it is stated as a claim only when it survives false-discovery
+    control (Benjamini-Hochberg at 5%) across all of the study's tests; otherwise the line
+    says what was measured and that the study cannot support a claim. Effects are
+    associations among the trials the sampler chose, not causes. The same lines come from
+    `neuromosaic insights studies/{study_file}` and the HTML report. A `smoke` run has too
+    few trials for any claim: rerun with `BUDGET = "cpu"`."""
+
+
+def _findings(code: str) -> list[tuple[str, str]]:
+    return [("md", _FINDINGS_MD), ("code", code)]
+
+
+_STUDY_FINDINGS = _findings("""\
+    from neuromosaic_optuna.insights import study_insights
+
+    found = study_insights(study, seed=config.seed, n_boot=500)
+    print("\\n".join(found.lines()))""")
+
+_TRANSFER_FINDINGS = _findings("""\
+    from neuromosaic_optuna.insights import transfer_insights
+
+    found = transfer_insights(result.source, transfer[-1], baseline=scratch[-1],
+                              seed=config.seed, n_boot=500)
+    print("\\n".join(found.lines()))""")
+
 #: Notebook file name -> (study file, cells).
 NOTEBOOKS: dict[str, tuple[str, list[tuple[str, str]]]] = {
-    "01_vit_search.ipynb": ("vit_search.toml", _VIT),
-    "02_efficient_convnets.ipynb": ("efficient_convnets.toml", _CONVNETS),
-    "03_meta_learning_transfer.ipynb": ("transfer_cifar10_to_imagenet.toml", _TRANSFER),
-    "04_multi_objective.ipynb": ("multi_objective.toml", _MULTI),
-    "05_robustness.ipynb": ("robustness.toml", _ROBUST),
+    "01_vit_search.ipynb": ("vit_search.toml", [*_VIT[:-1], *_STUDY_FINDINGS, _VIT[-1]]),
+    "02_efficient_convnets.ipynb": ("efficient_convnets.toml",
+                                    [*_CONVNETS[:-1], *_STUDY_FINDINGS, _CONVNETS[-1]]),
+    "03_meta_learning_transfer.ipynb": (
+        "transfer_cifar10_to_imagenet.toml",
+        [*_TRANSFER[:-1], *_TRANSFER_FINDINGS, _TRANSFER[-1]]),
+    "04_multi_objective.ipynb": ("multi_objective.toml",
+                                 [*_MULTI[:-1], *_STUDY_FINDINGS, _MULTI[-1]]),
+    "05_robustness.ipynb": ("robustness.toml",
+                            [*_ROBUST[:-1], *_STUDY_FINDINGS, _ROBUST[-1]]),
 }
 
 

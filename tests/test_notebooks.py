@@ -201,6 +201,8 @@ def test_01_vit_search() -> None:
     assert v["knee"] in v["front"]
     assert v["flops"] == v["values_flops"] and all(f > 0 for f in v["flops"])
     assert f"knee: trial {v['knee']};" in _stream_text(nb)
+    assert (f"{v['finished']} complete trials; claims at a false-discovery rate"
+            in _stream_text(nb)) or "too few to support any claim" in _stream_text(nb)
 
 
 @pytest.mark.slow

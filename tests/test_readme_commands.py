@@ -35,7 +35,7 @@ def _shell_commands() -> list[list[str]]:
 def _smoke(argv: list[str]) -> list[str]:
     if "--budget" in argv:
         return argv
-    if argv[0] in ("run", "worker", "pareto", "report", "robustness", "dashboard"):
+    if argv[0] in ("run", "worker", "pareto", "report", "robustness", "dashboard", "insights"):
         return [*argv, "--budget", "smoke"]
     return argv
 
