@@ -163,6 +163,15 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="bootstrap resamples and permutations per test (default 1000)")
     insights.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    reeval = sub.add_parser("reevaluate", help="retrain the front's top trials with extra "
+                            "seeds; store mean and spread; say whether the front changes")
+    _add_study_args(reeval)
+    reeval.add_argument("--top", type=_positive_int, default=5, metavar="K",
+                        help="front trials to retrain, best first (default 5)")
+    reeval.add_argument("--seeds", type=_positive_int, default=3, metavar="S",
+                        help="extra training seeds per trial (default 3)")
+    _add_device_arg(reeval)
+
     robust = sub.add_parser("robustness", help="evaluate trained trials of a study under the "
                             "study's perturbations, without retraining")
     _add_study_args(robust)
@@ -668,6 +677,18 @@ def _cmd_insights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reevaluate(args: argparse.Namespace) -> int:
+    study, config, _ = _open_study(args)
+    from neuromosaic_optuna.reevaluate import reevaluate
+
+    def progress(number: int, seed: int) -> None:
+        print(f"retraining trial {number} with seed {seed}", flush=True)
+
+    report = reevaluate(study, config, top=args.top, seeds=args.seeds, on_run=progress)
+    print("\n".join(report.lines()))
+    return 0
+
+
 def _select_trials(study: Any, spec: str) -> list[Any]:
     from optuna.trial import TrialState
 
@@ -737,7 +758,7 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _cmd_run, "worker": _cmd_worker, "pareto": _cmd_pareto,
-             "insights": _cmd_insights,
+             "insights": _cmd_insights, "reevaluate": _cmd_reevaluate,
              "robustness": _cmd_robustness, "transfer": _cmd_transfer, "report": _cmd_report,
              "dashboard": _cmd_dashboard, "studies": _cmd_studies}
 

@@ -55,7 +55,13 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.pareto import knee_point, pareto_front_mask
-from neuromosaic_optuna.record import architecture_of, is_feasible, metric_names, metric_value
+from neuromosaic_optuna.record import (
+    architecture_of,
+    is_feasible,
+    metric_names,
+    metric_value,
+    reevaluations,
+)
 
 __all__ = ["ALPHA", "Finding", "Insights", "study_insights", "transfer_insights"]
 
@@ -245,9 +251,16 @@ class _Table:
     names: list[str]
     directions: list[str]
     accuracy: str | None
+    means: dict[int, list[float]] = field(default_factory=dict)
+
+    def value(self, trial: FrozenTrial, name: str) -> float:
+        """A metric of a trial; an objective at its re-evaluated mean when there is one."""
+        if trial.number in self.means and name in self.names:
+            return _num(self.means[trial.number][self.names.index(name)])
+        return _num(metric_value(trial, name, self.names))
 
     def column(self, name: str) -> np.ndarray:
-        return np.array([_num(metric_value(t, name, self.names)) for t in self.trials])
+        return np.array([self.value(t, name) for t in self.trials])
 
     def param(self, name: str) -> np.ndarray:
         return np.array([_num(t.params.get(name)) for t in self.trials])
@@ -290,7 +303,9 @@ def _table(study: optuna.Study) -> _Table:
     if accuracy is None:
         accuracy = next((n for n, d in zip(names, directions, strict=True) if d == "maximize"),
                         None)
-    return _Table(trials, names, directions, accuracy)
+    means = {n: list(r["mean"]) for n, r in reevaluations(study).items()
+             if len(r["mean"]) == len(names)}
+    return _Table(trials, names, directions, accuracy, means)
 
 
 def _searched(study: optuna.Study, trials: Sequence[FrozenTrial]) -> dict[str, Any]:
@@ -698,6 +713,9 @@ def study_insights(study: optuna.Study, *, seed: int = 0, n_boot: int = 1000,
     rng = np.random.default_rng(seed)
     notes: list[str] = []
     name = getattr(study, "study_name", "study")
+    if table.means:
+        notes.append(f"{len(table.means)} trial(s) at their re-evaluated means "
+                     "(neuromosaic reevaluate)")
     if len(table.trials) < 5:
         notes.append(f"{len(table.trials)} complete trials: too few to support any claim")
         return Insights(name, analyses, len(table.trials), [], notes)

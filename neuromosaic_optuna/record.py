@@ -42,6 +42,7 @@ __all__ = [
     "GENERATION",
     "INTERMEDIATE",
     "METRICS_ATTR",
+    "REEVALUATION_ATTR",
     "REASON",
     "ROBUSTNESS",
     "STATUS",
@@ -54,6 +55,7 @@ __all__ = [
     "metric_value",
     "metrics_of",
     "reason_of",
+    "reevaluations",
     "robustness_details",
     "robustness_metric",
     "status_of",
@@ -74,6 +76,8 @@ ROBUSTNESS = "robustness"
 WEIGHTS_ARTIFACT = "weights_artifact"
 WORKER = "worker"
 GENERATION = "generation"
+#: Study user attribute: re-evaluation runs per trial number (``neuromosaic reevaluate``).
+REEVALUATION_ATTR = "reevaluation"
 
 AnyTrial = FrozenTrial | optuna.trial.Trial
 
@@ -91,6 +95,31 @@ def metric_names(study: optuna.Study) -> list[str]:
     """
     names = study.metric_names
     return list(names) if names else [f"objective_{i}" for i in range(len(study.directions))]
+
+
+def reevaluations(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """Stored re-evaluations by trial number: ``seeds``, ``runs``, ``mean``, ``std`` per
+    objective (empty when none or malformed).
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> study.set_user_attr(REEVALUATION_ATTR, {"3": {"seeds": [0, 1], "runs": [[1], [3]],
+        ...                                               "mean": [2.0], "std": [1.4]}})
+        >>> reevaluations(study)[3]["mean"]
+        [2.0]
+    """
+    raw = study.user_attrs.get(REEVALUATION_ATTR)
+    out: dict[int, dict[str, Any]] = {}
+    if not isinstance(raw, Mapping):
+        return out
+    for key, value in raw.items():
+        try:
+            number = int(key)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(value, Mapping) and isinstance(value.get("mean"), list):
+            out[number] = dict(value)
+    return out
 
 
 # --------------------------------------------------------------------------- reading

@@ -21,6 +21,7 @@ from neuromosaic_optuna import (
 
 
 @pytest.mark.parametrize("module", [exceptions, units, record, space, constraints, metrics,
+                                    insights,
                                     _factory], ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     result = run_doctests(module, optionflags=doctest.ELLIPSIS)
