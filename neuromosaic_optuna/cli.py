@@ -660,18 +660,20 @@ def _select_trials(study: Any, spec: str) -> list[Any]:
 def _cmd_robustness(args: argparse.Namespace) -> int:
     study, config, _ = _open_study(args)
     from neuromosaic_optuna.data import split_tensors
-    from neuromosaic_optuna.objective import DEFAULT_PERTURBATIONS, Objective
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.robustness import (
+        DEFAULT_PERTURBATIONS,
+        ROBUSTNESS_METRICS,
+        evaluate_robustness,
+    )
 
     objective = Objective(config)
     trials = _select_trials(study, args.trials)
     if not trials:
         raise ConfigError("--trials", "the study has no completed feasible trial yet")
     models = [(t, objective.load_model(t)) for t in trials]  # fail before any evaluation
-    from neuromosaic_optuna.robustness import evaluate_robustness
-
     perturbations = config.perturbations or DEFAULT_PERTURBATIONS
-    names = ["clean_accuracy", "noise_accuracy", "corrupt_accuracy", "adversarial_accuracy",
-             "corruption_resistance", "adversarial_robustness", "stability_index"]
+    names = list(ROBUSTNESS_METRICS)
     rows = [["trial", *names]]
     for trial, model in models:
         splits = objective.dataset(objective.input_resolution(trial.params))

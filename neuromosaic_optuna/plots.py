@@ -75,6 +75,7 @@ from neuromosaic_optuna.record import (
     robustness_metric,
 )
 from neuromosaic_optuna.record import trained as is_trained
+from neuromosaic_optuna.robustness import SUMMARY_METRICS
 from neuromosaic_optuna.space import encode_params, param_features, population_diversity
 from neuromosaic_optuna.units import format_metric
 
@@ -115,7 +116,7 @@ StudyOrStudies = optuna.Study | Sequence[optuna.Study]
 EFFICIENCY_METRICS = ("params", "memory", "latency", "throughput",
                       "params_utilization", "memory_efficiency", "speed_efficiency")
 #: Summary robustness metrics drawn against the clean accuracy.
-ROBUST_METRICS = ("noise_accuracy", "corrupt_accuracy", "adversarial_accuracy")
+ROBUST_METRICS = SUMMARY_METRICS
 #: Default metrics of the 3D Pareto surface (seed, case 4) when the study has no 3 objectives.
 SURFACE_METRICS = ("accuracy", "latency", "memory")
 
