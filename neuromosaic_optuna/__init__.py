@@ -31,6 +31,7 @@ from neuromosaic_optuna.pareto import (
     pareto_info,
     pareto_ranks,
 )
+from neuromosaic_optuna.plots import plot_search_progress
 from neuromosaic_optuna.pruners import (
     ConstraintTrajectoryPruner,
     DivergencePruner,
@@ -47,12 +48,8 @@ from neuromosaic_optuna.pruners import (
 from neuromosaic_optuna.samplers import make_sampler
 from neuromosaic_optuna.space import SearchSpace
 from neuromosaic_optuna.study import count_finished, create_study, run_study, run_workers
-from neuromosaic_optuna.warmstart import (
-    WarmStartReport,
-    plot_search_progress,
-    run_transfer,
-    warm_start,
-)
+from neuromosaic_optuna.transfer import run_transfer
+from neuromosaic_optuna.warmstart import WarmStartReport, warm_start
 
 __version__ = "0.1.0"
 

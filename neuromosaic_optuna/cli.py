@@ -477,7 +477,8 @@ def _transfer(args: argparse.Namespace, config: StudyConfig, url: str, storage: 
               source: str | None, source_storage: str | None = None,
               selection: str = "surrogate", top_k: int = 10) -> int:
     from neuromosaic_optuna.objective import Objective
-    from neuromosaic_optuna.warmstart import SELECTIONS, run_transfer, source_config
+    from neuromosaic_optuna.transfer import run_transfer, source_config
+    from neuromosaic_optuna.warmstart import SELECTIONS
 
     if selection not in SELECTIONS:
         raise ConfigError("--selection", f"expected one of {', '.join(SELECTIONS)}, got "

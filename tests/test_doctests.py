@@ -8,11 +8,22 @@ from types import ModuleType
 import pytest
 from doctests import run_doctests
 
-from neuromosaic_optuna import _factory, constraints, exceptions, metrics, record, space, units
+from neuromosaic_optuna import (
+    _factory,
+    constraints,
+    exceptions,
+    metrics,
+    record,
+    space,
+    transfer,
+    units,
+    warmstart,
+)
 
 
 @pytest.mark.parametrize("module", [exceptions, units, record, space, constraints, metrics,
-                                    _factory], ids=lambda m: m.__name__)
+                                    _factory, warmstart, transfer],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     result = run_doctests(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

@@ -21,16 +21,11 @@ from optuna.trial import TrialState, create_trial
 
 import neuromosaic_optuna as nm
 from neuromosaic_optuna.models.nasbench201 import EDGES, OPS, NASBench201Table
+from neuromosaic_optuna.plots import plot_search_progress, search_progress
 from neuromosaic_optuna.storage import make_storage
 from neuromosaic_optuna.study import count_finished, open_slots, work
-from neuromosaic_optuna.warmstart import (
-    cost_profiler,
-    plot_search_progress,
-    run_transfer,
-    search_progress,
-    source_config,
-    warm_start,
-)
+from neuromosaic_optuna.transfer import run_transfer, source_config
+from neuromosaic_optuna.warmstart import cost_profiler, warm_start
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSFER = ROOT / "studies" / "transfer_cifar10_to_imagenet.toml"

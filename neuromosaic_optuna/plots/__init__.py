@@ -24,11 +24,10 @@ figure                        what it shows
 ============================  ================================================================
 
 One private module per figure family (``_accuracy_flops``, ``_efficiency``,
-``_pareto_surface``, ``_robustness``, ``_diversity``, ``_hypervolume``, ``_architecture_map``
-with its sphere-embedding math in ``_sphere``, ``_figures``), re-exported here.
-
-Case 3 (search progress from scratch and with transfer) lives with the warm start, in
-:mod:`neuromosaic_optuna.warmstart`. Optuna's own plots are used where they do the job
+``_pareto_surface``, ``_robustness``, ``_progress``, ``_diversity``, ``_hypervolume``,
+``_architecture_map`` with its sphere-embedding math in ``_sphere``, ``_figures``), re-exported
+here. Case 3 (search progress from scratch and with transfer, :func:`search_progress` and
+:func:`plot_search_progress`) is in ``_progress``. Optuna's own plots are used where they do the job
 (:func:`plot_hypervolume`, and the parameter importances of :func:`study_figures`).
 
 What the figures read from a trial (written by :class:`neuromosaic_optuna.Objective`):
@@ -78,6 +77,12 @@ from neuromosaic_optuna.plots._pareto_surface import (
     pareto_surface_info,
     plot_pareto_surface,
 )
+from neuromosaic_optuna.plots._progress import (
+    ProgressCurve,
+    SearchProgress,
+    plot_search_progress,
+    search_progress,
+)
 from neuromosaic_optuna.plots._robustness import (
     ROBUST_METRICS,
     RobustnessInfo,
@@ -96,7 +101,9 @@ __all__ = [
     "EfficiencyInfo",
     "ParetoSurfaceInfo",
     "Preservation",
+    "ProgressCurve",
     "RobustnessInfo",
+    "SearchProgress",
     "StudyOrStudies",
     "accuracy_flops_info",
     "architecture_map_info",
@@ -114,7 +121,9 @@ __all__ = [
     "plot_hypervolume",
     "plot_pareto_surface",
     "plot_robustness",
+    "plot_search_progress",
     "reference_point_of",
     "robustness_info",
+    "search_progress",
     "study_figures",
 ]
