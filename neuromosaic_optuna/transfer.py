@@ -128,7 +128,8 @@ def run_transfer(
     up to its budget. With ``source`` (a study, ``(storage, name)`` or a name in
     ``source_storage``/``storage``) that existing study is used as it is. Then the target study
     is created (or loaded), warm-started once (cost constraints checked with
-    :func:`cost_profiler`), given slots up to its ``max_trials`` and run.
+    :func:`~neuromosaic_optuna.warmstart.cost_profiler`), given slots up to its
+    ``max_trials`` and run.
 
     Args:
         config: The target study's configuration (``transfer_strategy = "warm_start"``).
@@ -138,7 +139,7 @@ def run_transfer(
         source: An existing source study instead of running one.
         source_storage: Where a source given by name lives (default: ``storage``).
         n_trials: Target total of finished target trials (default ``max_trials``).
-        selection: Warm-start selection (:data:`SELECTIONS`).
+        selection: Warm-start selection (:data:`~neuromosaic_optuna.warmstart.SELECTIONS`).
         top_k: Trials to enqueue from the source.
         workers: Worker processes for each study (``storage`` must then be a URL that
             processes can share).
