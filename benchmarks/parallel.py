@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pg import PostgresServer  # noqa: E402
 
 import neuromosaic_optuna as nm  # noqa: E402
-from neuromosaic_optuna.study import open_slots, run_workers  # noqa: E402
+from neuromosaic_optuna.config import load_config  # noqa: E402
+from neuromosaic_optuna.study import count_finished, open_slots, run_workers  # noqa: E402
 
 SEARCH = """
 [experiment]
@@ -80,7 +81,7 @@ def _throughput(server: PostgresServer, config: nm.StudyConfig, workers: int,
     else:
         run_workers(config, storage_url=url, workers=workers, n_trials=n)
     elapsed = time.perf_counter() - started
-    assert nm.count_finished(study) == n
+    assert count_finished(study) == n
     train = [t.user_attrs["metrics"]["train_time"] for t in study.get_trials()
              if t.state == optuna.trial.TrialState.COMPLETE]
     return n / elapsed * 3600, sum(train) / len(train)
@@ -90,9 +91,9 @@ def _overhead(server: PostgresServer, n: int) -> tuple[float, float]:
     from neuromosaic_optuna.models.nasbench201 import NASBench201Table
 
     table = NASBench201Table()
-    config = nm.load_config({"name": "overhead", "architecture_type": "nasbench201",
-                             "objectives": ["accuracy"], "dataset": "cifar10",
-                             "search_space": {e: OPS for e in EDGES}, "max_trials": n})
+    config = load_config({"name": "overhead", "architecture_type": "nasbench201",
+                          "objectives": ["accuracy"], "dataset": "cifar10",
+                          "search_space": {e: OPS for e in EDGES}, "max_trials": n})
     url = server.create_database(f"overhead_{int(time.time())}")
     storage = nm.storage.make_storage(url)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ import torch
 from optuna.trial import TrialState
 
 import neuromosaic_optuna as nm
+from neuromosaic_optuna.config import load_config
 from neuromosaic_optuna.constraints import is_feasible
 from neuromosaic_optuna.pareto import hypervolume, reference_point
 from neuromosaic_optuna.pruners import epoch_hook_for, intermediate_values
@@ -79,7 +80,7 @@ def study_config(objectives: list[str], pruner: Mapping[str, Any], args: argpars
                  ) -> nm.StudyConfig:
     """The quickstart study at a small budget, with a ``min_accuracy`` constraint."""
     base = nm.load_study_file(ROOT / "studies" / "quickstart.toml")
-    return nm.load_config({
+    return load_config({
         "experiment": {**dict(base.experiment), "objectives": objectives,
                        "constraints": {"min_accuracy": args.min_accuracy}},
         "defaults": {"resolution": args.resolution, "epochs": args.epochs,

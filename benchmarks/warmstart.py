@@ -42,13 +42,10 @@ import optuna
 from neuromosaic_optuna.config import StudyConfig, load_study_file
 from neuromosaic_optuna.models.nasbench201 import NASBench201Table
 from neuromosaic_optuna.objective import Objective
+from neuromosaic_optuna.plots import plot_search_progress, search_progress
 from neuromosaic_optuna.study import create_study, open_slots, run_study, work
-from neuromosaic_optuna.warmstart import (
-    plot_search_progress,
-    search_progress,
-    source_config,
-    warm_start,
-)
+from neuromosaic_optuna.transfer import source_config
+from neuromosaic_optuna.warmstart import warm_start
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "transfer_cifar10_to_imagenet.toml"
 CHECKPOINTS = (10, 25, 50, 100)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import optuna
 
 import neuromosaic_optuna as nm
+from neuromosaic_optuna.pruners import epoch_hook_for
 
 
 def _study(config: nm.StudyConfig) -> tuple[optuna.Study, nm.Objective]:
@@ -18,7 +19,7 @@ def _study(config: nm.StudyConfig) -> tuple[optuna.Study, nm.Objective]:
     )
     study.set_metric_names(config.metric_names)
     objective = nm.Objective(config)           # trial -> [accuracy, flops], metrics stored
-    objective.epoch_hooks.append(nm.epoch_hook_for(config, study))  # per-epoch pruning
+    objective.epoch_hooks.append(epoch_hook_for(config, study))  # per-epoch pruning
     return study, objective
 
 

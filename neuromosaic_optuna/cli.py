@@ -496,7 +496,8 @@ def _transfer(args: argparse.Namespace, config: StudyConfig, url: str, storage: 
               source: str | None, source_storage: str | None = None,
               selection: str = "surrogate", top_k: int = 10) -> int:
     from neuromosaic_optuna.objective import Objective
-    from neuromosaic_optuna.warmstart import SELECTIONS, run_transfer, source_config
+    from neuromosaic_optuna.transfer import run_transfer, source_config
+    from neuromosaic_optuna.warmstart import SELECTIONS
 
     if selection not in SELECTIONS:
         raise ConfigError("--selection", f"expected one of {', '.join(SELECTIONS)}, got "
@@ -663,7 +664,7 @@ def _cmd_insights(args: argparse.Namespace) -> int:
     found = study_insights(study, seed=seed, n_boot=args.bootstrap)
     pieces = [found]
     if config.source_task is not None or args.source_study:
-        from neuromosaic_optuna.warmstart import source_study_name
+        from neuromosaic_optuna.transfer import source_study_name
 
         name = args.source_study or source_study_name(config, study.study_name)
         source = _load_existing(url, name, "pass --source-study NAME", {},
@@ -713,18 +714,20 @@ def _select_trials(study: Any, spec: str) -> list[Any]:
 def _cmd_robustness(args: argparse.Namespace) -> int:
     study, config, _ = _open_study(args)
     from neuromosaic_optuna.data import split_tensors
-    from neuromosaic_optuna.objective import DEFAULT_PERTURBATIONS, Objective
+    from neuromosaic_optuna.objective import Objective
+    from neuromosaic_optuna.robustness import (
+        DEFAULT_PERTURBATIONS,
+        ROBUSTNESS_METRICS,
+        evaluate_robustness,
+    )
 
     objective = Objective(config)
     trials = _select_trials(study, args.trials)
     if not trials:
         raise ConfigError("--trials", "the study has no completed feasible trial yet")
     models = [(t, objective.load_model(t)) for t in trials]  # fail before any evaluation
-    from neuromosaic_optuna.robustness import evaluate_robustness
-
     perturbations = config.perturbations or DEFAULT_PERTURBATIONS
-    names = ["clean_accuracy", "noise_accuracy", "corrupt_accuracy", "adversarial_accuracy",
-             "corruption_resistance", "adversarial_robustness", "stability_index"]
+    names = list(ROBUSTNESS_METRICS)
     rows = [["trial", *names]]
     for trial, model in models:
         splits = objective.dataset(objective.input_resolution(trial.params))

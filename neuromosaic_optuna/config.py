@@ -41,6 +41,7 @@ from typing import Any
 
 from neuromosaic_optuna.exceptions import ConfigError
 from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.robustness._registry import GROUPS, check_perturbations
 from neuromosaic_optuna.units import (
     finite_number,
     parse_bytes,
@@ -376,6 +377,13 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
     if key == "perturbations":
         table = _expect_table(value, path)
         _check_plain_data(table, path)
+        try:
+            check_perturbations(table)
+        except ValueError as exc:
+            field, _, fix = str(exc).partition(": ")
+            if field.startswith("perturbations"):
+                raise ConfigError(path + field.removeprefix("perturbations"), fix) from None
+            raise ConfigError(path, str(exc)) from None
         return dict(table)
     if key == "metrics":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -722,9 +730,7 @@ def _build(merged: dict[str, Any], *, experiment: dict[str, Any], budget: str | 
                               "an upper bound on accuracy is not a useful constraint")
     perturbations = merged.get("perturbations")
     if perturbations is not None:
-        needed = {"noise_accuracy": "input_noise", "corrupt_accuracy": "corruption",
-                  "corruption_resistance": "corruption", "adversarial_accuracy": "adversarial",
-                  "adversarial_robustness": "adversarial"}
+        needed = {m: g.key for g in GROUPS.values() for m in (g.metric, g.ratio) if m}
         asked = [o.name for o in objectives] + [c.metric for c in constraints.values()]
         for metric in asked:
             group = needed.get(metric)

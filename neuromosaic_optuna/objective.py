@@ -39,6 +39,8 @@ from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, loa
 from neuromosaic_optuna.constraints import cost_violations, set_constraints
 from neuromosaic_optuna.metrics import METRICS, efficiency_metrics
 from neuromosaic_optuna.record import write_metrics, write_result
+from neuromosaic_optuna.robustness import DEFAULT_PERTURBATIONS
+from neuromosaic_optuna.robustness import ROBUSTNESS_METRICS as _ROBUSTNESS_METRICS
 from neuromosaic_optuna.space import SearchSpace
 
 if TYPE_CHECKING:
@@ -56,14 +58,7 @@ TRAINING_PARAMS = frozenset({"learning_rate", "weight_decay", "train_noise_std",
                              "train_adv_eps"})
 
 #: Metrics measured by :func:`neuromosaic_optuna.robustness.evaluate_robustness`.
-ROBUSTNESS_METRICS = frozenset({"clean_accuracy", "noise_accuracy", "corrupt_accuracy",
-                                "adversarial_accuracy", "corruption_resistance",
-                                "adversarial_robustness", "stability_index"})
-
-#: Perturbations evaluated when a study asks for robustness metrics but has no
-#: ``perturbations`` table (the seed's ``robustness_study``).
-DEFAULT_PERTURBATIONS = {"input_noise": [0.1, 0.2, 0.3], "adversarial": ["fgsm", "pgd"],
-                         "corruption": ["gaussian", "shot", "impulse"]}
+ROBUSTNESS_METRICS = frozenset(_ROBUSTNESS_METRICS)
 
 
 def weighted_score(config: StudyConfig, metrics: Mapping[str, float]) -> float:

@@ -580,7 +580,7 @@ def run_study(
         >>> cfg = nm.load_study_file("studies/quickstart.toml",
         ...                          overrides={"max_trials": 2, "epochs": 1})
         >>> study = nm.run_study(cfg)
-        >>> nm.count_finished(study)
+        >>> count_finished(study)
         2
     """
     objective = objective or Objective(config, timing=timing)
@@ -705,10 +705,11 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
 
     Example (not run as a doctest: it spawns processes)::
 
-        import neuromosaic_optuna as nm
-        config = nm.load_study_file("studies/quickstart.toml")
-        study = nm.run_workers(config, storage_url="sqlite:///nas.db", workers=2)
-        assert nm.count_finished(study) == config.max_trials
+        from neuromosaic_optuna import load_study_file
+        from neuromosaic_optuna.study import count_finished, run_workers
+        config = load_study_file("studies/quickstart.toml")
+        study = run_workers(config, storage_url="sqlite:///nas.db", workers=2)
+        assert count_finished(study) == config.max_trials
     """
     import multiprocessing
     import os

@@ -54,6 +54,7 @@ from IPython.display import Markdown, display
 import neuromosaic_optuna as nm
 from neuromosaic_optuna import plots
 from neuromosaic_optuna.plots import format_metric
+from neuromosaic_optuna.study import count_finished
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -82,7 +83,7 @@ statuses = {}
 for t in study.get_trials(deepcopy=False):
     status = t.user_attrs.get("status", t.state.name.lower())
     statuses[status] = statuses.get(status, 0) + 1
-print(f"{nm.count_finished(study)} finished trials ({study.sampler.__class__.__name__}); "
+print(f"{count_finished(study)} finished trials ({study.sampler.__class__.__name__}); "
       f"by status: {statuses}")"""
 
 _PARETO_TABLE = """\
@@ -394,11 +395,13 @@ _TRANSFER = [
     ## Run both arms
 
     For every seed: a plain target study from scratch (`nm.run_study`), and the seed's
-    transfer experiment (`nm.run_transfer`): a source study on CIFAR-10 with the `small`
-    budget, whose best candidates (chosen by a surrogate fitted on the source trials) are
-    enqueued into the target study before it starts. Both target studies run the same number
-    of trials with the same seed."""),
+    transfer experiment (`neuromosaic_optuna.transfer.run_transfer`): a source study on
+    CIFAR-10 with the `small` budget, whose best candidates (chosen by a surrogate fitted on
+    the source trials) are enqueued into the target study before it starts. Both target
+    studies run the same number of trials with the same seed."""),
     ("code", """\
+    from neuromosaic_optuna.transfer import run_transfer
+
     config = nm.load_study_file(ROOT / "studies" / "{study_file}", budget=BUDGET)
     print(f"target: {config.dataset}, {config.max_trials} trials; source: "
           f"{config.source_task['dataset']} ({config.source_task['budget']} budget)")
@@ -406,10 +409,10 @@ _TRANSFER = [
     for seed in SEEDS:
         seeded = config.with_overrides(seed=seed)
         scratch.append(nm.run_study(seeded, storage=STORAGE, study_name=f"scratch-{seed}"))
-        result = nm.run_transfer(seeded, storage=STORAGE, study_name=f"transfer-{seed}")
+        result = run_transfer(seeded, storage=STORAGE, study_name=f"transfer-{seed}")
         transfer.append(result.target)
         reports.append(result.report)
-    print(f"{len(SEEDS)} seeds; source studies of {nm.count_finished(result.source)} trials; "
+    print(f"{len(SEEDS)} seeds; source studies of {count_finished(result.source)} trials; "
           f"{reports[-1].summary()}")"""),
     ("md", """\
     ## What the warm start enqueued
@@ -437,7 +440,8 @@ _TRANSFER = [
     its curve starts higher and reaches the final level of the from-scratch arm in fewer
     trials."""),
     ("code", """\
-    nm.plot_search_progress({"From Scratch": scratch, "With Transfer": transfer}, "accuracy")"""),
+    plots.plot_search_progress({"From Scratch": scratch, "With Transfer": transfer},
+                               "accuracy")"""),
     ("md", """\
     ## Search acceleration and quality
 
@@ -448,7 +452,7 @@ _TRANSFER = [
     ("code", """\
     import numpy as np
     from neuromosaic_optuna.models.nasbench201 import NASBench201Table
-    from neuromosaic_optuna.warmstart import search_progress
+    from neuromosaic_optuna.plots import search_progress
 
     progress = search_progress({"From Scratch": scratch, "With Transfer": transfer}, "accuracy")
     best = NASBench201Table().best_mean_accuracy(config.dataset)
@@ -555,10 +559,12 @@ _MULTI = [
     --operating-point` prints it. A bound that no feasible trial meets says the constraints
     and the bound cannot be met together with this search: relax one or search longer."""),
     ("code", """\
+    from neuromosaic_optuna.pareto import operating_point
+
     bounds = ["latency<=2ms", "latency<=5ms", OPERATING_POINT, "memory<=400kB", "memory<=1MB"]
     rows = []
     for bound in bounds:
-        chosen = nm.operating_point(study, bound)
+        chosen = operating_point(study, bound)
         m = chosen.user_attrs["metrics"] if chosen else {}
         rows.append([bound, chosen.number if chosen else "none feasible",
                      *(format_metric(k, m.get(k)) for k in ("accuracy", "latency", "memory",
@@ -568,12 +574,13 @@ _MULTI = [
     ## Without the constraints
 
     When few (or no) trials are feasible, the unconstrained front shows what the search found
-    anyway and how far it is from the bounds: `nm.pareto_ranks` without feasibility, and the
-    hypervolume of all trials against the same kind of reference point."""),
+    anyway and how far it is from the bounds: `neuromosaic_optuna.pareto.pareto_ranks`
+    without feasibility, and the hypervolume of all trials against the same kind of
+    reference point."""),
     ("code", """\
-    from neuromosaic_optuna.pareto import reference_point
+    from neuromosaic_optuna.pareto import pareto_ranks, reference_point
 
-    free_ranks = nm.pareto_ranks(info.values, info.directions)
+    free_ranks = pareto_ranks(info.values, info.directions)
     free_front = [int(n) for n, r in zip(info.trial_numbers, free_ranks) if r == 0]
     free_ref = reference_point(info.values, info.directions, rule="natural",
                                metric_names=info.metric_names)

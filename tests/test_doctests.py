@@ -16,13 +16,15 @@ from neuromosaic_optuna import (
     metrics,
     record,
     space,
+    transfer,
     units,
+    warmstart,
 )
 
 
 @pytest.mark.parametrize("module", [exceptions, units, record, space, constraints, metrics,
-                                    insights,
-                                    _factory], ids=lambda m: m.__name__)
+                                    insights, _factory, warmstart, transfer],
+                         ids=lambda m: m.__name__)
 def test_docstring_examples(module: ModuleType) -> None:
     result = run_doctests(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0

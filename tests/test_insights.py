@@ -260,7 +260,7 @@ def test_insights_command_on_each_case_study_space(name: str, tmp_path, capsys) 
     space = SearchSpace(config.search_space).distributions
     _fill(study, space, config.metric_names, random.Random(0))
     if config.source_task is not None:  # the transfer study: its source study, same cells
-        from neuromosaic_optuna.warmstart import source_config, source_study_name
+        from neuromosaic_optuna.transfer import source_config, source_study_name
 
         source = create_study(source_config(config), storage=url,
                               study_name=source_study_name(config, study.study_name))

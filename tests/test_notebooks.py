@@ -89,14 +89,14 @@ def test_notebook_is_stored_without_outputs(name: str) -> None:
 _CHECKS: dict[str, str] = {
     "01_vit_search.ipynb": """
         ok = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        checked = {"budget": config.budget, "finished": nm.count_finished(study),
+        checked = {"budget": config.budget, "finished": count_finished(study),
                    "max_trials": config.max_trials, "hypervolume": info.hypervolume,
                    "front": info.front_trials, "knee": info.knee_trial,
                    "flops": [t.user_attrs["metrics"]["flops"] for t in ok],
                    "values_flops": [t.values[1] for t in ok]}
     """,
     "02_efficient_convnets.ipynb": """
-        checked = {"budget": config.budget, "finished": nm.count_finished(study),
+        checked = {"budget": config.budget, "finished": count_finished(study),
                    "max_trials": config.max_trials, "hypervolume": info.hypervolume,
                    "feasible_printed": feasible, "batch": config.latency_batch_size,
                    "checked": sum(bool(t.constraints) for t in study.trials),
@@ -107,8 +107,8 @@ _CHECKS: dict[str, str] = {
     """,
     "03_meta_learning_transfer.ipynb": """
         checked = {"budget": config.budget, "seeds": len(SEEDS), "max_trials": config.max_trials,
-                   "scratch": [nm.count_finished(s) for s in scratch],
-                   "transfer": [nm.count_finished(s) for s in transfer],
+                   "scratch": [count_finished(s) for s in scratch],
+                   "transfer": [count_finished(s) for s in transfer],
                    "enqueued": [r.n_enqueued for r in reports],
                    "warm": [sum("warm_start" in t.user_attrs for t in s.trials)
                             for s in transfer],
@@ -116,7 +116,7 @@ _CHECKS: dict[str, str] = {
                    "best_table": best}
     """,
     "04_multi_objective.ipynb": """
-        checked = {"budget": config.budget, "finished": nm.count_finished(study),
+        checked = {"budget": config.budget, "finished": count_finished(study),
                    "max_trials": config.max_trials, "rows": len(info.trial_numbers),
                    "front": len(info.front), "dominated": int(info.dominated.sum()),
                    "infeasible": int((~info.feasible).sum()),
@@ -130,7 +130,7 @@ _CHECKS: dict[str, str] = {
                               for t in study.trials}}
     """,
     "05_robustness.ipynb": """
-        checked = {"budget": config.budget, "finished": nm.count_finished(study),
+        checked = {"budget": config.budget, "finished": count_finished(study),
                    "max_trials": config.max_trials, "hypervolume": info.hypervolume,
                    "evaluated": len(evaluated), "perturbations": rinfo.perturbations,
                    "shape": list(rinfo.per_perturbation.shape),

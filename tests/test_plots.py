@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import optuna
 import pytest
+from doctests import run_doctests
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -388,5 +389,5 @@ def test_format_metric_and_architecture() -> None:
 
 
 def test_docstring_examples() -> None:
-    result = doctest.testmod(plots, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(plots, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 20

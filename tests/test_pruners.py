@@ -20,7 +20,7 @@ from torch import nn
 
 import neuromosaic_optuna as nm
 from neuromosaic_optuna import pruners
-from neuromosaic_optuna.config import ConfigError
+from neuromosaic_optuna.config import ConfigError, load_config
 from neuromosaic_optuna.models import BuildContext, BuiltModel, register_model
 from neuromosaic_optuna.pruners import (
     CombinedPruner,
@@ -461,7 +461,7 @@ def _config(pruner: Mapping[str, Any] | None, objectives: Sequence[str] = ("accu
                                   "objectives": list(objectives)}
     if constraints:
         experiment["constraints"] = dict(constraints)
-    return nm.load_config({"experiment": experiment, "defaults": defaults})
+    return load_config({"experiment": experiment, "defaults": defaults})
 
 
 def test_make_pruner_default_and_names() -> None:
@@ -553,7 +553,7 @@ def _tiny(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
 
 
 def test_objective_keeps_curve_costs_and_reason_of_a_pruned_trial() -> None:
-    config = nm.load_config({
+    config = load_config({
         "experiment": {"name": "tiny", "architecture_type": "test_pruners_tiny",
                        "search_space": {"w": [1, 2]}, "objectives": ["accuracy", "params"]},
         "defaults": {"resolution": 8, "epochs": 3, "max_train_samples": 128,

@@ -7,6 +7,7 @@ import doctest
 import numpy as np
 import pytest
 import torch
+from doctests import run_doctests
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -474,5 +475,5 @@ def test_augment_batch_in_a_training_loop() -> None:
 
 
 def test_module_doctests() -> None:
-    result = doctest.testmod(robustness, optionflags=doctest.ELLIPSIS)
+    result = run_doctests(robustness, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

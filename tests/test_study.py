@@ -14,7 +14,9 @@ from torch import nn
 
 import neuromosaic_optuna as nm
 from neuromosaic_optuna import training
+from neuromosaic_optuna.config import load_config
 from neuromosaic_optuna.models import BuildContext, BuiltModel, register_model
+from neuromosaic_optuna.study import count_finished
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "studies" / "quickstart.toml"
@@ -50,7 +52,7 @@ def test_rerun_resumes_and_stops_at_the_total(tmp_path: Path) -> None:
     number0 = first.trials[0].number
     params0 = first.trials[0].params
     again = nm.run_study(_quick(max_trials=2), storage=storage)
-    assert nm.count_finished(again) == 2
+    assert count_finished(again) == 2
     assert again.trials[0].number == number0 and again.trials[0].params == params0
     third = nm.run_study(_quick(max_trials=2), storage=storage)
     assert len(third.trials) == 2  # already complete: nothing new
@@ -61,7 +63,7 @@ def test_cost_constraint_violation_is_never_trained(monkeypatch: pytest.MonkeyPa
         raise AssertionError("a constraint-violating architecture must not be trained")
 
     monkeypatch.setattr(training, "train_model", forbidden)
-    config = nm.load_config({
+    config = load_config({
         "experiment": {"name": "tiny", "architecture_type": "conv_net",
                        "search_space": {"width_multiplier": [0.25, 0.5]},
                        "objectives": ["accuracy", "params"],
@@ -99,7 +101,7 @@ def _diverging(params: Mapping[str, Any], ctx: BuildContext) -> BuiltModel:
 
 
 def test_diverging_trial_fails_with_reason_and_study_continues() -> None:
-    config = nm.load_config({
+    config = load_config({
         "name": "div", "architecture_type": "test_diverging",
         "search_space": {"explode": ["yes", "no"]}, "max_trials": 2})
     study = nm.create_study(config)
@@ -153,9 +155,9 @@ def _nasbench_config(name: str, max_trials: int) -> nm.StudyConfig:
     """A NAS-Bench-201 study: trials are table lookups, so a test measures coordination."""
     ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
     edges = ("edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2")
-    return nm.load_config({"name": name, "architecture_type": "nasbench201",
-                           "objectives": ["accuracy"], "dataset": "cifar10",
-                           "max_trials": max_trials, "search_space": dict.fromkeys(edges, ops)})
+    return load_config({"name": name, "architecture_type": "nasbench201",
+                        "objectives": ["accuracy"], "dataset": "cifar10",
+                        "max_trials": max_trials, "search_space": dict.fromkeys(edges, ops)})
 
 
 def test_a_result_lost_with_the_database_is_failed_and_replaced(

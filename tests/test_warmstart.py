@@ -20,17 +20,14 @@ from optuna.distributions import (
 from optuna.trial import TrialState, create_trial
 
 import neuromosaic_optuna as nm
+from neuromosaic_optuna.config import load_config
 from neuromosaic_optuna.models.nasbench201 import EDGES, OPS, NASBench201Table
+from neuromosaic_optuna.plots import plot_search_progress, search_progress
+from neuromosaic_optuna.space import SearchSpace
 from neuromosaic_optuna.storage import make_storage
 from neuromosaic_optuna.study import count_finished, open_slots, work
-from neuromosaic_optuna.warmstart import (
-    cost_profiler,
-    plot_search_progress,
-    run_transfer,
-    search_progress,
-    source_config,
-    warm_start,
-)
+from neuromosaic_optuna.transfer import run_transfer, source_config
+from neuromosaic_optuna.warmstart import cost_profiler, warm_start
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSFER = ROOT / "studies" / "transfer_cifar10_to_imagenet.toml"
@@ -85,7 +82,7 @@ def _fixed(study: optuna.Study) -> list[dict[str, Any]]:
 def test_mapping_clips_snaps_drops_and_leaves_missing_params_to_the_sampler() -> None:
     source = _source(MIXED)
     target = optuna.create_study(direction="maximize")
-    space = nm.SearchSpace(TARGET_SPACE)
+    space = SearchSpace(TARGET_SPACE)
     report = warm_start(target, source, space=space, top_k=10, selection="best")
 
     assert [e["params"] for e in report.enqueued] == [
@@ -111,7 +108,7 @@ def test_duplicates_after_mapping_are_enqueued_once() -> None:
                       (0.6, {"depth": 1}), (0.5, {"depth": 2})])
     target = optuna.create_study(direction="maximize")
     target.enqueue_trial({"depth": 2})  # already in the target: not enqueued again
-    report = warm_start(target, source, space=nm.SearchSpace({"depth": [2, 8]}), top_k=10,
+    report = warm_start(target, source, space=SearchSpace({"depth": [2, 8]}), top_k=10,
                         selection="best")
     assert [e["params"] for e in report.enqueued] == [{"depth": 8}]
     assert report.skipped_duplicate == 4
@@ -124,7 +121,7 @@ def test_unmapped_and_non_ok_trials_are_not_enqueued() -> None:
                                   distributions={"act": SOURCE_DISTS["act"]},
                                   user_attrs={"status": "rejected"}))
     target = optuna.create_study(direction="maximize")
-    report = warm_start(target, source, space=nm.SearchSpace({"act": ["relu", "gelu"]}),
+    report = warm_start(target, source, space=SearchSpace({"act": ["relu", "gelu"]}),
                         selection="best")
     assert [e["params"] for e in report.enqueued] == [{"act": "gelu"}]
     assert report.skipped_unmapped == 1
@@ -137,7 +134,7 @@ def test_provenance_user_attrs(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'src.db'}"
     _source(MIXED[:2], storage=url, name="cifar")
     target = optuna.create_study(direction="maximize")
-    report = warm_start(target, (url, "cifar"), space=nm.SearchSpace(TARGET_SPACE), top_k=1,
+    report = warm_start(target, (url, "cifar"), space=SearchSpace(TARGET_SPACE), top_k=1,
                         selection="best")
     attrs = target.get_trials(deepcopy=False)[0].user_attrs
     assert attrs["origin"] == "warm_start"
@@ -156,7 +153,7 @@ def test_source_password_is_masked(postgresql_db_url: str) -> None:
     assert password
     _source(MIXED[:2], storage=postgresql_db_url, name="cifar")
     target = optuna.create_study(direction="maximize")
-    report = warm_start(target, (postgresql_db_url, "cifar"), space=nm.SearchSpace(TARGET_SPACE),
+    report = warm_start(target, (postgresql_db_url, "cifar"), space=SearchSpace(TARGET_SPACE),
                         top_k=2, selection="best")
     assert report.n_enqueued == 2
     for trial in target.trials:
@@ -173,7 +170,7 @@ def test_rerun_enqueues_nothing_new(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ws.db'}"
     source = _source(MIXED, storage=url, name="src")
     target = optuna.create_study(direction="maximize", storage=url, study_name="tgt")
-    space = nm.SearchSpace(TARGET_SPACE)
+    space = SearchSpace(TARGET_SPACE)
     first = warm_start(target, source, space=space, top_k=3)
     again = warm_start(optuna.load_study(study_name="tgt", storage=url), ("src"), space=space,
                        top_k=5, selection="surrogate")
@@ -186,9 +183,9 @@ def test_rerun_enqueues_nothing_new(tmp_path: Path) -> None:
 def test_failed_warm_start_releases_its_claim() -> None:
     source = _source(MIXED)
     target = optuna.create_study(direction="maximize")
-    space = nm.SearchSpace({"depth": [2, 8], "width": [0.5, 2.0]})
-    config = nm.load_config({"name": "c", "architecture_type": "conv_net",
-                             "search_space": {"w": [1, 2]}, "constraints": {"max_params": "1M"}})
+    space = SearchSpace({"depth": [2, 8], "width": [0.5, 2.0]})
+    config = load_config({"name": "c", "architecture_type": "conv_net",
+                          "search_space": {"w": [1, 2]}, "constraints": {"max_params": "1M"}})
 
     def broken(params: dict[str, Any]) -> dict[str, float]:
         raise RuntimeError("profiler crashed")
@@ -205,7 +202,7 @@ def _claim(url: str, barrier: Any, queue: Any) -> None:
     storage = make_storage(url, heartbeat_interval=None)
     target = optuna.load_study(study_name="tgt", storage=storage)
     barrier.wait(timeout=60)
-    report = warm_start(target, (url, "src"), space=nm.SearchSpace(TARGET_SPACE), top_k=3,
+    report = warm_start(target, (url, "src"), space=SearchSpace(TARGET_SPACE), top_k=3,
                         selection="best", wait_timeout=60)
     queue.put((report.n_enqueued, len(report.already_done)))
 
@@ -228,7 +225,7 @@ def _race(url: str) -> None:
     numbers = [t.user_attrs["warm_start"]["source_trial"] for t in target.trials]
     assert sorted(numbers) == [0, 1, 2]  # each chosen source trial exactly once
     assert len(_fixed(target)) == 3
-    rerun = warm_start(target, (url, "src"), space=nm.SearchSpace(TARGET_SPACE), top_k=3)
+    rerun = warm_start(target, (url, "src"), space=SearchSpace(TARGET_SPACE), top_k=3)
     assert rerun.n_enqueued == 0 and len(target.trials) == 3
 
 
@@ -252,7 +249,7 @@ def test_diverse_prefers_spread_over_near_duplicates() -> None:
     params = [{"depth": 8, "width": 2.0}, {"depth": 8, "width": 1.9}, {"depth": 7, "width": 2.0},
               {"depth": 2, "width": 0.5}, {"depth": 4, "width": 1.0}]
     source = _source([(1.0 - 0.1 * i, p) for i, p in enumerate(params)])
-    space = nm.SearchSpace({"depth": [2, 8], "width": [0.5, 2.0]})
+    space = SearchSpace({"depth": [2, 8], "width": [0.5, 2.0]})
     best = warm_start(optuna.create_study(), source, space=space, top_k=2, selection="best")
     diverse = warm_start(optuna.create_study(), source, space=space, top_k=2,
                          selection="diverse")
@@ -268,7 +265,7 @@ def test_pareto_selection_ranks_then_spreads() -> None:
     study.add_trials([create_trial(values=list(v), params={"x": i},
                                    distributions={"x": IntDistribution(0, 9)})
                       for i, v in enumerate(points)])
-    report = warm_start(optuna.create_study(), study, space=nm.SearchSpace({"x": [0, 9]}),
+    report = warm_start(optuna.create_study(), study, space=SearchSpace({"x": [0, 9]}),
                         top_k=6, selection="pareto")
     # Front {0, 1, 2, 3, 5}: both ends first (infinite crowding), then the most isolated;
     # trial 4 (dominated by 2) comes last.
@@ -280,7 +277,7 @@ def test_pareto_selection_ranks_then_spreads() -> None:
 def test_surrogate_proposes_valid_new_cells_deterministically() -> None:
     config = nm.load_study_file(TRANSFER, overrides={"max_trials": 25, "seed": 3})
     source = nm.run_study(source_config(config), n_trials=25)
-    space = nm.SearchSpace(config.search_space)
+    space = SearchSpace(config.search_space)
 
     def propose() -> tuple[Mapping[str, Any], ...]:
         return warm_start(optuna.create_study(direction="maximize"), source, space=space,
@@ -304,7 +301,7 @@ def test_surrogate_proposes_valid_new_cells_deterministically() -> None:
 
 def test_cost_constraints_skip_and_count() -> None:
     config = nm.load_study_file(TRANSFER, overrides={"max_trials": 10})
-    config = config.with_overrides(constraints=nm.load_config({
+    config = config.with_overrides(constraints=load_config({
         "name": "c", "architecture_type": "nasbench201", "search_space": {"a": [1, 2]},
         "constraints": {"max_params": "0.5M"}}).constraints)
     table = NASBench201Table()
@@ -318,7 +315,7 @@ def test_cost_constraints_skip_and_count() -> None:
     profile = cost_profiler(config)
     assert profile is not None
     report = warm_start(optuna.create_study(direction="maximize"), source,
-                        space=nm.SearchSpace(config.search_space), selection="best",
+                        space=SearchSpace(config.search_space), selection="best",
                         constraints=config.constraints, profile_fn=profile)
     small = [c for c in cells if table.evaluate(c, dataset="imagenet", seed=0)["params"] <= 5e5]
     assert 0 < len(small) < len(cells)
@@ -328,7 +325,7 @@ def test_cost_constraints_skip_and_count() -> None:
 
 def test_arguments_are_checked() -> None:
     source = _source(MIXED)
-    space = nm.SearchSpace(TARGET_SPACE)
+    space = SearchSpace(TARGET_SPACE)
     with pytest.raises(ValueError, match="selection"):
         warm_start(optuna.create_study(), source, space=space, selection="random")
     with pytest.raises(ValueError, match="top_k"):

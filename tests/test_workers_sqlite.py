@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-import neuromosaic_optuna as nm
+from neuromosaic_optuna.config import load_config
 from neuromosaic_optuna.study import run_workers
 
 CONFIG = {
@@ -26,7 +26,7 @@ CONFIG = {
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_three_workers_share_a_file_storage_exactly(kind: str, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}" if kind == "sqlite" else str(tmp_path / "w.log")
-    config = nm.load_config(CONFIG)
+    config = load_config(CONFIG)
     study = run_workers(config, storage_url=url, workers=3,
                         storage_options={"heartbeat_interval": 5})
     loaded = optuna.load_study(study_name=study.study_name, storage=nm_storage(url))
