@@ -30,8 +30,8 @@ STAGES: dict[str, int] = {
     "pareto": 5,
     "constraints": 6, "objective": 6, "samplers": 6, "pruners": 6, "warmstart": 6,
     "storage": 6,
-    "study": 7, "transfer": 7,
-    "plots": 8, "report": 8,
+    "study": 7, "transfer": 7, "reevaluate": 7,
+    "plots": 8, "report": 8, "insights": 8,
     "cli": 9, "": 9,  # "": the package's own __init__ (the public facade)
 }
 
