@@ -27,8 +27,8 @@ import pytest
 from fuzzcounts import record
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
+from test_robust_input import main
 
-from neuromosaic_optuna.cli import main
 from neuromosaic_optuna.storage import make_storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +44,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``main(argv)``; an exception escaping it (a traceback
+    for the user) fails the test on an assertion."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)

@@ -17,9 +17,9 @@ import optuna
 import pytest
 import tomli_w
 
-from neuromosaic_optuna.cli import main
+from neuromosaic_optuna.cli import main as cli_main
 from neuromosaic_optuna.config import ConfigError, load_config
-from neuromosaic_optuna.study import FAILURE_STOP_ATTR, IDENTITY_ATTR, create_study
+from neuromosaic_optuna.study import create_study
 
 BASE: dict[str, Any] = {
     "experiment": {
@@ -32,6 +32,17 @@ BASE: dict[str, Any] = {
                  "model_options": {"convnet_stages": ["ds_r1_k3_s1_c8", "ir_r1_k3_s2_e2_c16"],
                                    "convnet_head_channels": 32}},
 }
+
+
+def main(argv: list[str]) -> int:
+    """``cli.main(argv)``; an exception escaping it (a traceback for the user) fails the test on
+    an assertion, as the code at 93fa139 does for failures 1 and 6."""
+    try:
+        return cli_main(argv)
+    except Exception as exc:  # noqa: BLE001 (any escape is the failure under test)
+        raise AssertionError(f"`neuromosaic {' '.join(argv[:1])}` raised "
+                             f"{type(exc).__name__}: {str(exc)[:300]} (a traceback, not one "
+                             "line and exit 2)") from exc
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -121,9 +132,71 @@ def test_diverging_trials_end_the_run_with_one_line_naming_the_cause(
     line = one_line_error(code, capsys.readouterr().err)
     assert "learning_rate" in line and "weight decay" in line and "diverged" in line
     assert len(calls) == 5  # MAX_FAILURES_IN_A_ROW, not 111
+    from neuromosaic_optuna.study import FAILURE_STOP_ATTR  # here: the test collects at 93fa139
+
     study = optuna.load_study(study_name="robust", storage=f"sqlite:///{db}")
     stop = study.user_attrs[FAILURE_STOP_ATTR]
     assert "diverged" in stop["reason"] and len(stop["failed_trials"]) == 5
+
+
+# Real training, no fakes: a learning rate and weight decay this high make the loss NaN within
+# a few SGD steps on every architecture (8 steps an epoch here; the quickstart's smoke budget,
+# 4 steps of one epoch, ends at a loss near 1e13 that is still finite, so its trials complete).
+DIVERGING = """
+[experiment]
+name = "diverge"
+architecture_type = "conv_net"
+objectives = ["accuracy"]
+dataset = "digits"
+max_trials = 2
+[experiment.search_space]
+width_multiplier = [0.25, 0.5]
+[defaults]
+resolution = 16
+epochs = 2
+batch_size = 16
+max_train_samples = 128
+learning_rate = 10.0
+weight_decay = 10.0
+optimizer = "sgd"
+[defaults.model_options]
+convnet_stages = ["ds_r1_k3_s1_c8", "ir_r1_k3_s2_e2_c16"]
+convnet_head_channels = 32
+[budget.smoke]
+max_trials = 2
+epochs = 2
+"""
+
+
+def test_a_real_run_whose_trials_all_diverge_ends_with_exit_2_and_one_error_line(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "div.toml").write_text(DIVERGING)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("NEUROMOSAIC_STORAGE", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "neuromosaic_optuna.cli", "run", "div.toml", "--budget",
+             "smoke", "--n-trials", "2", "--storage", "sqlite:///d.db", "--no-progress"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:  # 93fa139: diverged trials are replaced for ever
+        raise AssertionError("the run did not end within 300 s") from None
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("neuromosaic:")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
+    assert errors[0].startswith("neuromosaic: error: learning_rate: 5 trials in a row diverged")
+    assert "learning_rate 10.0, weight_decay 10.0, optimizer sgd" in errors[0]
+    trials = optuna.load_study(study_name="diverge-smoke",
+                               storage=f"sqlite:///{tmp_path / 'd.db'}").trials
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(failed) == 5, [(t.number, t.state.name) for t in trials]  # not 111
+    assert {t.user_attrs["status"] for t in failed} == {"diverged"}
+    assert all(t.user_attrs["reason"].startswith("loss is nan") for t in failed)
+    assert not [t for t in trials if t.state.name in ("COMPLETE", "RUNNING")]
 
 
 def test_an_input_error_found_inside_a_trial_stops_at_once_with_the_reason_stored(
@@ -143,6 +216,8 @@ def test_an_input_error_found_inside_a_trial_stops_at_once_with_the_reason_store
     line = one_line_error(code, capsys.readouterr().err)
     assert "dataset_path" in line and "3.png" in line
     assert len(calls) == 1
+    from neuromosaic_optuna.study import FAILURE_STOP_ATTR
+
     study = optuna.load_study(study_name="robust", storage=f"sqlite:///{db}")
     assert "3.png" in study.user_attrs[FAILURE_STOP_ATTR]["reason"]
 
@@ -166,12 +241,16 @@ def test_a_changed_search_space_is_refused_under_the_same_study_name(
     assert "--allow-changed-space" in line
     assert snapshot(tmp_path) == before
     # The flag says the change is intended: the stored identity follows the file.
+    from neuromosaic_optuna.study import IDENTITY_ATTR
+
     study = create_study(load_config(changed), storage=f"sqlite:///{db}",
                          allow_changed_space=True)
     assert "kernel_size" in study.user_attrs[IDENTITY_ATTR]["search_space"]
 
 
 def test_an_old_study_without_identity_keeps_working(tmp_path: Path) -> None:
+    from neuromosaic_optuna.study import IDENTITY_ATTR
+
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = optuna.create_study(study_name="robust", storage=url, direction="maximize")
     old.set_user_attr("neuromosaic", {"dataset": "digits"})
