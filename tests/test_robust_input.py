@@ -13,7 +13,7 @@ no new file. The fuzz families (study files, CLI flags, dataset folders) are in
 #  1 diverge   test_diverging_trials_end_the_run_...        raised RuntimeError after 44 trials
 #              test_a_real_run_whose_trials_all_diverge_... did not end within 300 s
 #  2 journal   test_edges: test_torn_last_line_...          raised JSONDecodeError
-#              test_edges: test_full_disk_on_a_journal_...  exit 1 and a traceback
+#              test_edges: test_full_disk_on_a_journal_...  not exit 2, a traceback
 #              test_edges: test_sigkill_mid_trial_...       rerun exit 0, trial 0 RUNNING
 #  3 space     test_a_changed_search_space_is_refused_...   exit 0, other params added
 #  4 password  test_edges: test_password_with_an_unescaped_at_never_leaks  "hunter" printed
