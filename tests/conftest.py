@@ -39,3 +39,19 @@ def postgresql_db_url(pg_server: PostgresServer) -> Iterator[str]:
     yield url
     if pg_server.running:
         pg_server.drop_database(name)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzz families' counts (issue 22), when any fuzz case ran in this session."""
+    import os
+
+    from fuzzcounts import RESULTS, count_lines, write_json_lines
+
+    if not RESULTS:
+        return
+    terminalreporter.section("fuzz cases (issue 22)")
+    for line in count_lines():
+        terminalreporter.write_line(line)
+    target = os.environ.get("NEUROMOSAIC_FUZZ_COUNTS")
+    if target:
+        write_json_lines(target)

@@ -21,8 +21,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from test_fuzz_edges import seed_study
+from test_robust_input import main
 
-from neuromosaic_optuna.cli import main
 from neuromosaic_optuna.storage import make_storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +70,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``main(argv)``; an exception escaping it (a traceback
+    for the user) fails the test on an assertion."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
@@ -86,8 +88,13 @@ def _one_error_line(err: str) -> str:
 def _cli(args: list[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("NEUROMOSAIC_STORAGE", None)
-    return subprocess.run([sys.executable, "-m", "neuromosaic_optuna.cli", *args], cwd=cwd,
-                          env=env, capture_output=True, text=True, **kwargs)  # type: ignore
+    try:
+        return subprocess.run([sys.executable, "-m", "neuromosaic_optuna.cli", *args],
+                              cwd=cwd, env=env, capture_output=True, text=True,
+                              **kwargs)  # type: ignore
+    except subprocess.TimeoutExpired as exc:  # a run that never ends fails on an assertion
+        raise AssertionError(f"`neuromosaic {' '.join(args)}` did not end within "
+                             f"{exc.timeout} s") from None
 
 
 def _popen(args: list[str], cwd: Path) -> subprocess.Popen[str]:

@@ -6,7 +6,8 @@ Each family is generated from a seed (a failure reproduces) and runs in-process 
 traceback, no password fragment in the output, and no write: every file that existed keeps its
 hash and no file appears. The damaged copies start from one small real study built with
 ``optuna.trial.create_trial`` (SQLite and journal). Counts of tried and passed cases per family
-are written to ``$NEUROMOSAIC_FUZZ_COUNTS`` (JSON lines) when it is set, so they can be quoted.
+are printed in pytest's terminal summary and written to ``$NEUROMOSAIC_FUZZ_COUNTS`` (JSON
+lines) when it is set (``tests/fuzzcounts.py``), so they can be quoted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import random
 import shutil
@@ -24,16 +24,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+from fuzzcounts import record
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
+from test_robust_input import main
 
-from neuromosaic_optuna.cli import main
 from neuromosaic_optuna.storage import make_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = str(ROOT / "studies" / "quickstart.toml")
-N_PER_FAMILY = 36
-RESULTS: dict[str, list[bool]] = {}
+N_PER_FAMILY = 50
 
 
 # --------------------------------------------------------------------------- helpers
@@ -44,6 +44,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``main(argv)``; an exception escaping it (a traceback
+    for the user) fails the test on an assertion."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(argv)
@@ -69,7 +71,7 @@ def _check_refused(family: str, folder: Path, argv: list[str], secrets: tuple[st
         ok = True
         return lines[0]
     finally:
-        RESULTS.setdefault(family, []).append(ok)
+        record(family, ok)
 
 
 @pytest.fixture(autouse=True)
@@ -77,15 +79,6 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NEUROMOSAIC_STORAGE", raising=False)
     yield
-
-
-def teardown_module() -> None:
-    target = os.environ.get("NEUROMOSAIC_FUZZ_COUNTS")
-    if target:
-        with open(target, "a", encoding="utf-8") as f:
-            for family, outcomes in sorted(RESULTS.items()):
-                f.write(json.dumps({"family": family, "tried": len(outcomes),
-                                    "passed": sum(outcomes)}) + "\n")
 
 
 # --------------------------------------------------------------------------- storage URLs
@@ -228,15 +221,19 @@ SQL_DAMAGE = [
     "UPDATE trials SET state = 'BOGUS'", "UPDATE study_directions SET direction = 'UP'",
     "UPDATE trial_values SET value_type = 'NAN'", "DELETE FROM study_directions",
     "UPDATE study_system_attributes SET value_json = '['",
+    "DROP TABLE study_user_attributes", "DROP TABLE study_system_attributes",
+    "DROP TABLE trial_system_attributes", "DROP TABLE trial_intermediate_values",
 ]
 
 
 def _sqlite_cases() -> list[tuple[str, Callable[[Path], None]]]:
     cases: list[tuple[str, Callable[[Path], None]]] = [(f"sql: {s}", _sql(s))
                                                        for s in SQL_DAMAGE]
-    cases += [(f"garbage page {p}", _page_garbage(p)) for p in range(1, 13)]
+    cases += [(f"garbage page {p}", _page_garbage(p)) for p in range(1, 23)]
     cases += [(f"truncated to {f:.0%}", _truncate(f)) for f in (0.1, 0.3, 0.6, 0.9)]
-    cases += [("header zeroed", _header(b"\0" * 16)), ("header text", _header(b"hello, world"))]
+    cases += [("header zeroed", _header(b"\0" * 16)), ("header text", _header(b"hello, world")),
+              ("header of another version", _header(b"SQLite format 2\0")),
+              ("page size zeroed", _header(b"SQLite format 3\0\0\0"))]
     return cases
 
 
@@ -252,6 +249,23 @@ def test_damaged_sqlite_copy_is_refused_in_one_line(tmp_path: Path, seed_db: Pat
     line = _check_refused("damaged SQLite copies", tmp_path,
                           ["pareto", QUICK, "--storage", "d.db", "--study-name", "seed"])
     assert "--storage" in line and ("damaged" in line or "not an SQLite" in line), line
+
+
+@pytest.mark.xfail(strict=True, reason="storage._check_sqlite_file skips the table check when "
+                   "version_info is missing, and Optuna recreates it: a read-only command writes")
+def test_dropped_version_info_is_refused_in_one_line(tmp_path: Path, seed_db: Path) -> None:
+    """Found by the fuzz (left for the lead): ``pareto`` on a copy without Optuna's
+    ``version_info`` table exits 0 and writes the table back into the file."""
+    shutil.copy(seed_db, tmp_path / "d.db")
+    _sql("DROP TABLE version_info")(tmp_path / "d.db")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp_path / 'd.db'}{suffix}").unlink(missing_ok=True)
+    before = (tmp_path / "d.db").read_bytes()
+    code, _, _ = _run(["pareto", QUICK, "--storage", "d.db", "--study-name", "seed"])
+    import gc
+
+    gc.collect()  # close the engine the read opened
+    assert (code, (tmp_path / "d.db").read_bytes() == before) == (2, True)
 
 
 def test_all_infinite_values_are_left_out_of_the_front_with_a_note(tmp_path: Path,
@@ -276,15 +290,19 @@ def _journal_cases(lines: list[bytes]) -> list[tuple[str, list[bytes]]]:
         where = rnd.randrange(1, len(lines))
         cases.append((f"{bad[:12]!r} at line {where + 1}", lines[:where] + [bad] + lines[where:]))
     for where in range(1, len(lines) - 1):  # a torn record followed by more records
-        for cut in (5, 40):
+        for cut in (1, 5, 40, len(lines[where]) // 2):
             torn = lines[where][:cut]
             cases.append((f"torn line {where + 1} at byte {cut}",
                           lines[:where] + [torn] + lines[where + 1:]))
+    replaced: set[tuple[int, int]] = set()
     while len(cases) < N_PER_FAMILY:  # a structural byte of a record (not the last) replaced
         where = rnd.randrange(0, len(lines) - 1)
         line = bytearray(lines[where])
         spots = [i for i, b in enumerate(line) if b in b"{}[],"]
         spot = rnd.choice(spots)
+        if (where, spot) in replaced:
+            continue
+        replaced.add((where, spot))
         line[spot] = ord("x")
         cases.append((f"byte {spot} of line {where + 1} replaced",
                       lines[:where] + [bytes(line)] + lines[where + 1:]))
@@ -295,7 +313,7 @@ def test_damaged_journal_copies_are_refused_in_one_line(tmp_path: Path,
                                                         seed_journal: Path) -> None:
     lines = seed_journal.read_bytes().splitlines(keepends=True)
     cases = _journal_cases(lines)
-    assert len(cases) >= 30
+    assert len(cases) >= 50 and len({b"".join(c) for _, c in cases}) == len(cases)
     failures = []
     for i, (name, content) in enumerate(cases):
         folder = tmp_path / str(i)
