@@ -9,6 +9,7 @@ are replaced.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -388,6 +389,34 @@ def _fail_lost_trial(study: optuna.Study, trial_id: int) -> None:
         _replace_failed(study, storage.get_trial(trial_id))
 
 
+class _OneLineKnownFailures(logging.Filter):
+    """Optuna logs a failed trial with its whole traceback. For the failures whose reason the
+    trial stores and the run reports (divergence, an impossible architecture, bad input), the
+    one-line message is enough: the traceback is dropped. Any other exception keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from neuromosaic_optuna.exceptions import ArchitectureError, DivergedError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (DivergedError, ArchitectureError, ConfigError)):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+@contextlib.contextmanager
+def _known_failures_in_one_line() -> Iterator[None]:
+    handlers = list(logging.getLogger("optuna").handlers)
+    quiet = _OneLineKnownFailures()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
 def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
          callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
          show_progress_bar: bool = False) -> int:
@@ -453,7 +482,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     storage_errors = 0
     try:
-        with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
+        # workers only ever run WAITING slots; known failures are logged in one line each
+        with _compat.refuse_new_trials(study, _NoSlot), _known_failures_in_one_line():
             while not stopping():
                 try:
                     if in_flight:  # its result was lost with the connection: fail and replace it

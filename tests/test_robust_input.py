@@ -214,6 +214,7 @@ def test_a_real_run_whose_trials_all_diverge_ends_with_exit_2_and_one_error_line
     errors = [line for line in result.stderr.splitlines() if line.startswith("neuromosaic:")]
     assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
     assert errors[0].startswith("neuromosaic: error: learning_rate: 5 trials in a row diverged")
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]  # per-trial lines: one each
     assert "learning_rate 10.0, weight_decay 10.0, optimizer sgd" in errors[0]
     trials = optuna.load_study(study_name="diverge-smoke",
                                storage=f"sqlite:///{tmp_path / 'd.db'}").trials
