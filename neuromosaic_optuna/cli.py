@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib.resources
 import sys
 from collections.abc import Iterator, Sequence
@@ -118,7 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--storage", help="Optuna storage URL (default: $NEUROMOSAIC_STORAGE, "
                      "else sqlite:///neuromosaic.db)")
-    run.add_argument("--study-name", help="default: the study's name and budget")
+    run.add_argument("--study-name", type=_study_name, help="default: the study's name and budget")
     run.add_argument("--n-trials", type=_positive_int,
                      help="total finished trials the study should have")
     run.add_argument("--budget", help="a [budget.<name>] preset of the study file")
@@ -140,7 +141,8 @@ def _build_parser() -> argparse.ArgumentParser:
     worker.add_argument("study_file", metavar="STUDY.toml")
     worker.add_argument("--storage", help="the shared study's storage URL (default: "
                         "$NEUROMOSAIC_STORAGE)")
-    worker.add_argument("--study-name", help="default: the study's name and budget")
+    worker.add_argument("--study-name", type=_study_name,
+                        help="default: the study's name and budget")
     worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
     _add_heartbeat_args(worker)
@@ -193,7 +195,7 @@ def _build_parser() -> argparse.ArgumentParser:
                           "the target's)")
     transfer.add_argument("--storage", help="target storage URL (default: "
                           "$NEUROMOSAIC_STORAGE, else sqlite:///neuromosaic.db)")
-    transfer.add_argument("--study-name", help="target study name")
+    transfer.add_argument("--study-name", type=_study_name, help="target study name")
     transfer.add_argument("--budget", help="a [budget.<name>] preset of the target file")
     transfer.add_argument("--seed", type=_seed)
     transfer.add_argument("--n-trials", type=_positive_int)
@@ -273,12 +275,19 @@ def _devices(text: str | None) -> list[str] | None:
     return out
 
 
+def _study_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a study name cannot be empty; leave --study-name out "
+                                         "for the study file's default")
+    return text
+
+
 def _add_study_args(p: argparse.ArgumentParser) -> None:
     """Arguments that locate an existing study: its file, storage, name and budget."""
     p.add_argument("study_file", metavar="STUDY.toml")
     p.add_argument("--storage", help="storage URL (default: $NEUROMOSAIC_STORAGE, else "
                    "sqlite:///neuromosaic.db)")
-    p.add_argument("--study-name", help="default: the study's name and budget")
+    p.add_argument("--study-name", type=_study_name, help="default: the study's name and budget")
     p.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     p.add_argument("--seed", type=_seed, help=argparse.SUPPRESS)
 
@@ -547,7 +556,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     study, config, _ = _open_study(args)
     from neuromosaic_optuna.report import write_report
 
-    path = write_report(study, args.out, config=config, operating_point=args.operating_point)
+    try:
+        path = write_report(study, args.out, config=config,
+                            operating_point=args.operating_point)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise  # a full disk has its own line
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != args.out else ""
+        raise ConfigError("--out", f"cannot write {args.out}{where}: "
+                          f"{exc.strerror or exc.__class__.__name__}; choose another file, "
+                          "e.g. --out report.html") from None
     print(f"wrote {path} (self-contained: open it in any browser, offline)")
     return 0
 

@@ -661,7 +661,7 @@ def _check_sqlite_folder(url: str) -> None:
 _OPTUNA_TABLES = ("studies", "study_directions", "study_user_attributes", "trials",
                   "trial_params", "trial_values", "trial_user_attributes",
                   "trial_system_attributes", "trial_intermediate_values", "trial_heartbeats",
-                  "study_system_attributes", "alembic_version")
+                  "study_system_attributes", "alembic_version", "version_info")
 
 
 def sqlite_study_names(url: str) -> list[str] | None:
@@ -734,7 +734,7 @@ def _check_sqlite_file(url: str) -> None:
         raise StorageError(f"cannot open the SQLite file {database}: it is damaged "
                            f"({found[:200]}); {fix}")
     missing = [t for t in _OPTUNA_TABLES if t not in tables]
-    if "version_info" in tables and missing:
+    if missing and tables & set(_OPTUNA_TABLES):  # some of Optuna's tables, not all
         raise StorageError(f"cannot open the SQLite file {database}: it is damaged (Optuna's "
                            f"table(s) {', '.join(missing)} are missing); {fix}")
 

@@ -309,6 +309,18 @@ def test_report_out_at_a_folder_or_bad_path_is_one_line(seeded: Path) -> None:
     assert _snapshot(seeded) == before
 
 
+def test_report_out_below_a_file_names_out(seeded: Path) -> None:
+    Path("a-file").write_text("x")
+    before = _snapshot(seeded)
+    code, _, err = _run(["report", QUICK, *SEED_ARGS, "--out", "a-file/r.html"])
+    assert code == 2, err
+    line = _one_error_line(err)
+    assert "--out" in line and "a-file" in line and "choose another file" in line
+    for suffix in ("-wal", "-shm"):
+        Path(f"seed.db{suffix}").unlink(missing_ok=True)
+    assert _snapshot(seeded) == before
+
+
 def test_report_on_a_full_disk_leaves_no_truncated_file(seeded: Path) -> None:
     result = _cli(["report", QUICK, *SEED_ARGS, "--out", "r.html"], seeded, timeout=120,
                   preexec_fn=lambda: _limit_file_size(64_000))
@@ -357,3 +369,15 @@ def test_emoji_study_name_on_an_ascii_terminal_is_one_line(seeded: Path) -> None
     assert "--study-name" in _one_error_line(stderr)
     assert result.stdout == b""
     assert _snapshot(seeded) == before
+
+
+def test_empty_study_name_and_report_out_below_a_file_are_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from neuromosaic_optuna.cli import main
+
+    (tmp_path / "a-file").write_text("x")
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main(["pareto", "studies/quickstart.toml", "--storage", url, "--study-name", " "]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--study-name" in err[0] and "cannot be empty" in err[0]
+    assert not (tmp_path / "none.db").exists()
