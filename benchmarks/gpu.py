@@ -9,11 +9,12 @@ ratio ours / bare (goal: >= 0.9) and the time ours takes for one 50,000-image CI
 (goal for the mid ViT: < 10 s on an H100/H200). The bare loop (:func:`bare_loop`, under 40
 lines) imports nothing of ours. Each loop runs one warm-up epoch first, untimed.
 
-Then a 10-trial ``vit_search`` study (its ``gpu`` budget; ``--quick``: tiny heads, one epoch,
-1,000 images) on CIFAR-10 from ``$NEUROMOSAIC_CIFAR10_DIR`` when it is there, else on random
-``uint8`` images written in CIFAR-10's python format to a temporary folder (nothing is
-downloaded): trials per hour and the GPU's utilisation (``torch.cuda.utilization`` or
-``nvidia-smi``, sampled every 0.5 s in a thread; ``n/a`` on the CPU).
+Then a 10-trial ``vit_search`` study (its ``gpu`` budget with ``--study-epochs`` epochs, default
+2; ``--quick``: tiny heads, one epoch, 1,000 images) on CIFAR-10 from
+``$NEUROMOSAIC_CIFAR10_DIR`` when it is there, else on random ``uint8`` images written in
+CIFAR-10's python format to a temporary folder (nothing is downloaded): trials per hour and
+the GPU's utilisation (``torch.cuda.utilization`` or ``nvidia-smi``, sampled every 0.5 s in a
+thread; ``n/a`` on the CPU).
 
 Full run (a GPU machine): the issue's three architectures (ViT 8 layers, 8 heads x 64, patch 4,
 32 px; the seed space's largest ViT, 12 layers, 16 heads, mlp 4, patch 8; ``conv_net`` at
@@ -22,7 +23,7 @@ torch 2.11, bare loop, data resident): 14,598 / 10,247 images/s (bf16) and 10,99
 (ConvNet, fp32). ``--quick`` (CPU, about a minute): two small architectures, 512 images,
 batch 64, and the small study.
 
-Run: ``python benchmarks/gpu.py [--quick] [--device cuda:0] [--no-study]``
+Run: ``python benchmarks/gpu.py [--quick] [--device cuda:0] [--no-study] [--study-epochs N]``
 """
 
 from __future__ import annotations
@@ -181,9 +182,11 @@ class _Utilisation:
                 f"{statistics.median(self.samples):.0f}% ({len(self.samples)} samples)")
 
 
-def vit_study(device: torch.device, *, quick: bool, n_trials: int = 10) -> None:
-    """Run ``n_trials`` of ``vit_search`` (its ``gpu`` budget) and print trials per hour and
-    the GPU's utilisation."""
+def vit_study(device: torch.device, *, quick: bool, n_trials: int = 10,
+              epochs: int | None = None) -> None:
+    """Run ``n_trials`` of ``vit_search`` (its ``gpu`` budget, ``epochs`` per trial when given)
+    and print trials per hour, the GPU's utilisation, and the whole ``gpu`` budget's time
+    projected from the measured seconds per trial-epoch."""
     import optuna
 
     import neuromosaic_optuna as nm
@@ -202,6 +205,8 @@ def vit_study(device: torch.device, *, quick: bool, n_trials: int = 10) -> None:
                                  "device": str(device)}
     if quick:
         overrides.update(head_dim=4, epochs=1, batch_size=64)
+    elif epochs is not None:
+        overrides["epochs"] = epochs
     try:
         config = nm.load_study_file(ROOT / "studies" / "vit_search.toml", budget="gpu",
                                     overrides=overrides)
@@ -222,6 +227,11 @@ def vit_study(device: torch.device, *, quick: bool, n_trials: int = 10) -> None:
           f"{config.epochs} epochs, batch {config.batch_size}, on {what}:")
     print(f"  {len(done)} trials in {seconds:.1f} s = {len(done) / seconds * 3600:.1f} "
           f"trials/hour; GPU utilisation {util.summary()}")
+    budget = nm.load_study_file(ROOT / "studies" / "vit_search.toml", budget="gpu")
+    per_epoch = seconds / max(1, len(done) * config.epochs)
+    print(f"  {per_epoch:.1f} s per trial-epoch (profiling and start-up included): the gpu "
+          f"budget ({budget.max_trials} trials x {budget.epochs} epochs) projects to "
+          f"{per_epoch * budget.max_trials * budget.epochs / 3600:.2f} h")
 
 
 def main() -> None:
@@ -229,6 +239,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small architectures, ~1 minute")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-study", action="store_true", help="skip the vit_search study")
+    parser.add_argument("--study-epochs", type=int, default=2,
+                        help="epochs per trial of the vit_search study (default 2; the gpu "
+                        "budget's own is 15)")
     args = parser.parse_args()
     device = resolve_device(args.device)
     archs, n, batch, epochs = (QUICK, 512, 64, 2) if args.quick else (FULL, 5000, 256, 2)
@@ -256,7 +269,7 @@ def main() -> None:
               f"{CIFAR10_EPOCH / ips_ours:.1f} s ours (ours includes one {batch}-image "
               "validation pass per epoch)")
     if not args.no_study:
-        vit_study(device, quick=args.quick)
+        vit_study(device, quick=args.quick, epochs=args.study_epochs)
 
 
 if __name__ == "__main__":
