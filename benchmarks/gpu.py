@@ -227,6 +227,8 @@ def vit_study(device: torch.device, *, quick: bool, n_trials: int = 10,
           f"{config.epochs} epochs, batch {config.batch_size}, on {what}:")
     print(f"  {len(done)} trials in {seconds:.1f} s = {len(done) / seconds * 3600:.1f} "
           f"trials/hour; GPU utilisation {util.summary()}")
+    if quick:
+        return
     budget = nm.load_study_file(ROOT / "studies" / "vit_search.toml", budget="gpu")
     per_epoch = seconds / max(1, len(done) * config.epochs)
     print(f"  {per_epoch:.1f} s per trial-epoch (profiling and start-up included): the gpu "
