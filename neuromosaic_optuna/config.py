@@ -131,6 +131,8 @@ class StudyConfig:
     device: str = "auto"
     precision: str = "auto"
     augmentation: str | None = None
+    device_data: float = 4 * 2**30
+    latency_device: str | None = None
     seed: int = 0
     resolution: int = 32
     max_resolution: int | None = None
@@ -189,7 +191,7 @@ BUDGET_KEYS = frozenset({
     "max_trials", "epochs", "dataset", "dataset_path", "resolution", "max_resolution",
     "head_dim", "max_flops", "batch_size", "max_train_samples", "population_size",
     "learning_rate", "latency_batch_size", "source_task", "target_task", "model_options",
-    "device", "precision", "augmentation",
+    "device", "precision", "augmentation", "device_data", "latency_device",
 })
 #: Keys that every layer of a study file may set, ``[experiment]`` included.
 ANY_LAYER_KEYS = frozenset({"device", "precision"})
@@ -340,6 +342,12 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
     if key == "weight_decay":
         return _expect_float(value, path, high=10.0)
     if key == "device":
+        if not isinstance(value, str) or not _DEVICE.match(value.strip().lower()):
+            raise ConfigError(path, f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        return value.strip().lower()
+    if key == "device_data":
+        return parse_bytes(value, path)
+    if key == "latency_device":
         if not isinstance(value, str) or not _DEVICE.match(value.strip().lower()):
             raise ConfigError(path, f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
         return value.strip().lower()

@@ -66,6 +66,7 @@ __all__ = [
     "dataset_info",
     "load_dataset",
     "default_augmentation",
+    "resident_splits",
     "split_labels",
     "standard_augment",
     "split_tensors",
@@ -126,6 +127,10 @@ class DatasetSplits:
     train: Dataset[Any]
     val: Dataset[Any]
     test: Dataset[Any]
+    #: True when reading the training split already augments it (a lazily read image folder
+    #: with ``train_augmentation = "standard"``: RandomResizedCrop + flip per image, in the
+    #: loader's worker processes); the caller then adds no batch augmentation of its own.
+    train_augmented: bool = False
 
 
 def dataset_info(name: str) -> str:
@@ -159,7 +164,9 @@ def dataset_info(name: str) -> str:
 def load_dataset(name: str, *, resolution: int, seed: int = 0,
                  path: str | os.PathLike[str] | None = None,
                  max_train_samples: int | None = None,
-                 val_fraction: float = DEFAULT_VAL_FRACTION) -> DatasetSplits:
+                 val_fraction: float = DEFAULT_VAL_FRACTION,
+                 resident_bytes: float | None = None,
+                 train_augmentation: str = "none") -> DatasetSplits:
     """Load dataset ``name`` at ``resolution`` with seeded splits.
 
     Args:
@@ -171,6 +178,19 @@ def load_dataset(name: str, *, resolution: int, seed: int = 0,
         max_train_samples: Keep at most this many training samples (a budget knob).
         val_fraction: Share of each class held out of the training files for validation, where
             a dataset has no validation files of its own (not used by ``digits``).
+        resident_bytes: When given, return the splits as :class:`ByteImageDataset` (``uint8``
+            images converted and resized per batch, wherever they are held; see
+            :func:`resident_splits`) if all three together take at most this many bytes as
+            ``uint8``: digits and CIFAR-10 always (their source pixels, 0.1 MB and 184 MB),
+            image folders decoded once at ``resolution`` (a larger tree stays lazily read).
+            ``None``: float ``TensorDataset`` splits where they fit in memory, as before.
+        train_augmentation: ``"standard"`` gives a training split that stays lazily read (an
+            image folder larger than ``resident_bytes``) torchvision's ImageNet recipe,
+            ``RandomResizedCrop`` to ``resolution`` plus a horizontal flip (``transforms.v2``),
+            applied per image as it is read (``train_augmented`` is then True). Validation and
+            test splits are always resized on the shorter side and centre-cropped. In-memory
+            splits are never augmented here: the caller augments their batches on the device
+            (:func:`standard_augment`).
 
     Returns:
         The splits; ``num_classes`` counts the training classes.
@@ -191,12 +211,25 @@ def load_dataset(name: str, *, resolution: int, seed: int = 0,
         max_train_samples = _positive_int("max_train_samples", max_train_samples)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    as_bytes = resident_bytes is not None
     if key == "digits":
-        splits = _digits(resolution, seed)
+        splits = _digits(resolution, seed, as_bytes=as_bytes)
     elif key == "cifar10":
-        splits = _cifar10(_locate(key, path), resolution, seed, val_fraction, max_train_samples)
+        splits = _cifar10(_locate(key, path), resolution, seed, val_fraction, max_train_samples,
+                          as_bytes=as_bytes)
     else:
         splits = _image_folder(key, _locate(key, path), resolution, seed, val_fraction)
+        parts = (splits.train, splits.val, splits.test)
+        n_images = sum(len(p) for p in parts)  # type: ignore[arg-type, misc]
+        if resident_bytes is not None and 3 * resolution**2 * n_images <= resident_bytes:
+            splits = DatasetSplits(splits.name, splits.num_classes, resolution,
+                                   *(_decode(p, resolution) for p in parts))  # type: ignore[arg-type]
+        elif train_augmentation == "standard":
+            splits.train = _random_resized_crop(splits.train, resolution)
+            splits.train_augmented = True
+    if train_augmentation not in ("none", "standard"):
+        raise ValueError(f"train_augmentation must be none or standard, got "
+                         f"{train_augmentation!r}")
     if max_train_samples is not None:
         splits.train = _head(splits.train, max_train_samples)
     return splits
@@ -222,46 +255,88 @@ class ByteImageDataset:
         ((3, 8, 8), 1.0, 1)
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, resolution: int) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, resolution: int, *,
+                 scale: float = 255.0, antialias: bool = True) -> None:
         import torch
 
-        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be uint8 of shape (N, 3, H, W), got {images.dtype} "
-                             f"{tuple(images.shape)}")
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise ValueError(f"images must be uint8 of shape (N, 3, H, W) or (N, 1, H, W), got "
+                             f"{images.dtype} {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
             raise ValueError(f"labels must have shape ({images.shape[0]},), got "
                              f"{tuple(labels.shape)}")
         self.images = images
         self.labels = labels.long()
         self.resolution = resolution
+        #: Pixel value that means 1.0 (255 for 8-bit images; 16 for scikit-learn's digits).
+        self.scale = float(scale)
+        #: Antialiased resize (what CIFAR-10 downsizing uses; digits upsample without it).
+        self.antialias = antialias
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the ``uint8`` images are held (batches are converted there)."""
+        return self.images.device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the ``uint8`` images and the labels take."""
+        return int(self.images.numel() * self.images.element_size()
+                   + self.labels.numel() * self.labels.element_size())
+
+    def to(self, device: torch.device | str) -> ByteImageDataset:
+        """The same images and labels held on ``device`` (``uint8`` still: one copy now, none
+        per batch).
+
+        Example:
+            >>> import torch
+            >>> ds = ByteImageDataset(torch.zeros(2, 3, 4, 4, dtype=torch.uint8),
+            ...                       torch.tensor([0, 1]), resolution=4)
+            >>> ds.to("cpu").device
+            device(type='cpu')
+        """
+        return ByteImageDataset(self.images.to(device), self.labels.to(device),
+                                self.resolution, scale=self.scale, antialias=self.antialias)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``index`` (a tensor of positions, best on :attr:`device`) as float ``[0, 1]``
+        at :attr:`resolution` with three channels, and their labels, converted where the
+        images are held: one vectorised conversion per batch."""
+        x = _to_float(self.images[index], self.resolution, scale=self.scale,
+                      antialias=self.antialias)
+        return x, self.labels[index]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         i = range(len(self))[index]
-        x = _to_float(self.images[i:i + 1], self.resolution)
-        return x[0], self.labels[i]
+        x, y = self.batch(torch.tensor([i], device=self.images.device))
+        return x[0], y[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         import torch
 
-        idx = torch.as_tensor(list(indices), dtype=torch.long)
-        x = _to_float(self.images[idx], self.resolution)
-        return list(zip(x, self.labels[idx], strict=True))
+        x, y = self.batch(torch.as_tensor(list(indices), dtype=torch.long,
+                                          device=self.images.device))
+        return list(zip(x, y, strict=True))
 
 
 def default_augmentation(name: str) -> str:
     """The training augmentation a dataset gets when the study sets no ``augmentation``:
-    ``"standard"`` for CIFAR-10, ``"none"`` for digits (8x8 strokes that a 4-pixel shift at
-    32 px would cut) and for image folders (their ImageNet-scale recipe, RandomResizedCrop
-    plus flip, is not implemented yet).
+    ``"standard"`` for CIFAR-10 (random crop with 4-pixel padding plus flip, on the device) and
+    ImageNet (RandomResizedCrop plus flip when read from disk; the CIFAR recipe when decoded
+    into memory at a small resolution), ``"none"`` for digits (8x8 strokes that a 4-pixel shift
+    at 32 px would cut) and for other image folders (not every folder holds natural images
+    that a flip keeps in their class).
 
     Example:
         >>> default_augmentation("digits"), default_augmentation("CIFAR10")
         ('none', 'standard')
     """
-    return "standard" if _canonical(name) == "cifar10" else "none"
+    return "standard" if _canonical(name) in ("cifar10", "imagenet") else "none"
 
 
 def standard_augment(x: torch.Tensor, generator: torch.Generator, *,
@@ -359,19 +434,26 @@ def _head(ds: Dataset[Any], n: int) -> Dataset[Any]:
 
     if isinstance(ds, TensorDataset):
         return TensorDataset(*(t[:n] for t in ds.tensors))
+    if isinstance(ds, ByteImageDataset):
+        return ByteImageDataset(ds.images[:n], ds.labels[:n], ds.resolution, scale=ds.scale,  # type: ignore[return-value]
+                                antialias=ds.antialias)
     if len(ds) <= n:  # type: ignore[arg-type]
         return ds
     return Subset(ds, range(n))
 
 
-def _to_float(images: torch.Tensor, resolution: int) -> torch.Tensor:
-    """``uint8`` ``(N, 3, H, W)`` -> float ``[0, 1]`` at ``resolution`` (bilinear, antialiased)."""
+def _to_float(images: torch.Tensor, resolution: int, *, scale: float = 255.0,
+              antialias: bool = True) -> torch.Tensor:
+    """``uint8`` ``(N, C, H, W)`` -> float ``[0, 1]`` ``(N, 3, resolution, resolution)``
+    (bilinear; ``C = 1`` is repeated to three channels after resizing)."""
     import torch.nn.functional as F
 
-    x = images.float().div_(255.0)
+    x = images.float().div_(scale)
     if x.shape[-2:] != (resolution, resolution):
         x = F.interpolate(x, size=(resolution, resolution), mode="bilinear",
-                          align_corners=False, antialias=True).clamp_(0.0, 1.0)
+                          align_corners=False, antialias=antialias).clamp_(0.0, 1.0)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1).contiguous()
     return x
 
 
@@ -455,6 +537,8 @@ def split_tensors(ds: Dataset[Any], limit: int = 1000, seed: int = 0
 
     if isinstance(ds, TensorDataset):
         return ds.tensors[0], ds.tensors[1]
+    if isinstance(ds, ByteImageDataset) and len(ds) <= limit:
+        return ds.batch(torch.arange(len(ds), device=ds.device))
     sub = stratified_subset(ds, limit, seed)
     base, indices = (sub.dataset, list(sub.indices)) if isinstance(sub, Subset) \
         else (sub, list(range(len(sub))))  # type: ignore[arg-type]
@@ -530,9 +614,26 @@ def _stratified_split(y: torch.Tensor, seed: int, fractions: tuple[float, float]
     return out[0], out[1], out[2]
 
 
-def _digits(resolution: int, seed: int) -> DatasetSplits:
+@lru_cache(maxsize=1)
+def _digits_bytes() -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8x8 digits as scikit-learn stores them: ``uint8`` values 0..16, one channel."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = torch.tensor(bunch.images, dtype=torch.uint8).unsqueeze(1)
+    return x, torch.tensor(bunch.target, dtype=torch.long)
+
+
+def _digits(resolution: int, seed: int, *, as_bytes: bool = False) -> DatasetSplits:
     from torch.utils.data import TensorDataset
 
+    if as_bytes:  # the same pixels as _digits_tensors, converted per batch (scale 16, bilinear)
+        xb, yb = _digits_bytes()
+        tr, va, te = _stratified_split(yb, seed)
+        return DatasetSplits("digits", 10, resolution, *(  # type: ignore[arg-type]
+            ByteImageDataset(xb[i], yb[i], resolution, scale=16.0, antialias=False)
+            for i in (tr, va, te)))
     x, y = _digits_tensors(resolution)
     tr, va, te = _stratified_split(y, seed)
     return DatasetSplits("digits", 10, resolution, TensorDataset(x[tr], y[tr]),
@@ -691,13 +792,18 @@ def _image_split(x: torch.Tensor, y: torch.Tensor, resolution: int, in_memory: b
 
 
 def _cifar10(root: Path, resolution: int, seed: int, val_fraction: float,
-             max_train_samples: int | None) -> DatasetSplits:
+             max_train_samples: int | None, *, as_bytes: bool = False) -> DatasetSplits:
     x_train, y_train, x_test, y_test, num_classes = _cifar_arrays(_cifar_folder(root))
     tr, va = _stratified_parts(y_train, seed, [val_fraction])
     if max_train_samples is not None:
         tr = tr[:max_train_samples]
     n_images = len(tr) + len(va) + len(x_test)
     in_memory = n_images * 3 * resolution * resolution * 4 <= IN_MEMORY_BYTES
+    if as_bytes:
+        return DatasetSplits("cifar10", num_classes, resolution,
+                             ByteImageDataset(x_train[tr], y_train[tr], resolution),  # type: ignore[arg-type]
+                             ByteImageDataset(x_train[va], y_train[va], resolution),  # type: ignore[arg-type]
+                             ByteImageDataset(x_test, y_test, resolution))  # type: ignore[arg-type]
     return DatasetSplits(
         "cifar10", num_classes, resolution,
         _image_split(x_train[tr], y_train[tr], resolution, in_memory),
@@ -805,3 +911,64 @@ def _image_folder(name: str, root: Path, resolution: int, seed: int,
         given[split] = Subset(train, idx.tolist())
     return DatasetSplits(name, len(train.classes), resolution, Subset(train, parts[0].tolist()),
                          given["val"], given["test"])
+
+
+#: Worker processes that decode an image folder once into memory (:func:`_decode`).
+DECODE_WORKERS = min(8, os.cpu_count() or 1)
+
+
+def _decode(ds: Dataset[Any], resolution: int) -> ByteImageDataset:
+    """Decode a (lazily read) image-folder split once into ``uint8`` at ``resolution`` (its
+    resize + centre crop; ``ToTensor``'s floats are exactly ``uint8 / 255``), reading the files
+    in :data:`DECODE_WORKERS` worker processes."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    n = len(ds)  # type: ignore[arg-type]
+    images = torch.empty((n, 3, resolution, resolution), dtype=torch.uint8)
+    labels = torch.empty(n, dtype=torch.long)
+    workers = DECODE_WORKERS if n >= 512 else 0
+    loader = DataLoader(ds, batch_size=256, num_workers=workers, shuffle=False)
+    start = 0
+    for x, y in loader:
+        images[start:start + len(x)] = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        labels[start:start + len(x)] = y
+        start += len(x)
+    return ByteImageDataset(images, labels, resolution)
+
+
+def resident_splits(splits: DatasetSplits, device: torch.device | str) -> DatasetSplits:
+    """``splits`` with every :class:`ByteImageDataset` moved to ``device`` (``uint8``: one copy
+    now, then each batch is indexed, converted, resized and augmented there, with no
+    per-batch host-to-device copy); other splits are returned as they are.
+
+    Example:
+        >>> splits = load_dataset("digits", resolution=16, resident_bytes=2**30)
+        >>> resident_splits(splits, "cpu").train.images.dtype
+        torch.uint8
+    """
+    def move(ds: Dataset[Any]) -> Dataset[Any]:
+        return ds.to(device) if isinstance(ds, ByteImageDataset) else ds  # type: ignore[return-value]
+
+    return DatasetSplits(splits.name, splits.num_classes, splits.resolution,
+                         move(splits.train), move(splits.val), move(splits.test))
+
+
+def _random_resized_crop(split: Dataset[Any], resolution: int) -> Dataset[Any]:
+    """The training ``Subset`` of an image folder, read through a copy of its ``ImageFolder``
+    whose transform is torchvision's ImageNet training recipe (``RandomResizedCrop`` to
+    ``resolution``, antialiased, plus a horizontal flip; ``transforms.v2``). The copy shares the
+    file list; validation splits held out of the same folder keep resize + centre crop."""
+    import copy
+
+    import torch
+    from torch.utils.data import Subset
+    from torchvision.transforms import v2
+
+    if not isinstance(split, Subset):
+        return split
+    base = copy.copy(split.dataset)
+    base.transform = v2.Compose([  # type: ignore[attr-defined]
+        v2.RandomResizedCrop(resolution, antialias=True), v2.RandomHorizontalFlip(),
+        v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+    return Subset(base, split.indices)

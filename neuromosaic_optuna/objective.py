@@ -154,15 +154,31 @@ class Objective:
         return int(min(cap, max(8, round(scaled / 8) * 8)))
 
     def dataset(self, resolution: int) -> DatasetSplits:
-        """The study's dataset at ``resolution`` (loaded once per process and resolution)."""
+        """The study's dataset at ``resolution`` (loaded once per process and resolution).
+
+        Splits that fit in ``device_data`` bytes as ``uint8`` (digits, CIFAR-10, image folders
+        decoded once) are held on the training device and converted, resized and augmented
+        there per batch (:func:`~neuromosaic_optuna.data.resident_splits`);
+        ``device_data = 0`` keeps the host-side float / lazily read splits."""
         if resolution not in self._splits:
-            from neuromosaic_optuna.data import load_dataset
+            from neuromosaic_optuna.data import load_dataset, resident_splits
 
             cfg = self.config
-            self._splits[resolution] = load_dataset(
+            splits = load_dataset(
                 cfg.dataset, resolution=resolution, seed=cfg.seed, path=cfg.dataset_path,
-                max_train_samples=cfg.max_train_samples)
+                max_train_samples=cfg.max_train_samples,
+                resident_bytes=cfg.device_data if cfg.device_data > 0 else None,
+                train_augmentation=self.augmentation)
+            self._splits[resolution] = resident_splits(splits, self.device)
         return self._splits[resolution]
+
+    @property
+    def augmentation(self) -> str:
+        """The study's ``augmentation``, else the dataset's default
+        (:func:`~neuromosaic_optuna.data.default_augmentation`)."""
+        from neuromosaic_optuna.data import default_augmentation
+
+        return self.config.augmentation or default_augmentation(self.config.dataset)
 
     @property
     def device(self) -> Any:
@@ -177,6 +193,26 @@ class Objective:
     @device.setter
     def device(self, value: Any) -> None:
         self._device = value
+
+    @property
+    def latency_device(self) -> Any:
+        """The ``torch.device`` costs are measured for (study setting ``latency_device``,
+        default: the training device): latency and throughput are timed there, activation
+        memory on CUDA is the allocator's peak; FLOPs and params do not depend on it.
+
+        Raises:
+            ConfigError: A ``latency_device`` this machine does not have.
+        """
+        spec = self.config.latency_device
+        if spec is None:
+            return self.device
+        from neuromosaic_optuna.config import ConfigError
+        from neuromosaic_optuna.training import resolve_device
+
+        try:
+            return resolve_device(spec)
+        except ConfigError as exc:
+            raise ConfigError("latency_device", exc.message) from None
 
     def build(self, params: Mapping[str, Any]) -> tuple[Any, int]:
         """Build the architecture of ``params`` as a trial does: training-only params
@@ -225,6 +261,7 @@ class Objective:
         from neuromosaic_optuna.training import resolve_precision
 
         resolve_precision(self.config.precision, self.device)  # fp16 off CUDA fails here
+        _ = self.latency_device  # a latency_device this machine lacks fails here
         self.dataset(self.input_resolution({}))
 
     def device_line(self) -> str:
@@ -361,7 +398,7 @@ class Objective:
                           "classes": splits.num_classes}, sort_keys=True, default=str)
         profile = profile_model(built.model, built.input_size,
                                 latency_batch_size=cfg.latency_batch_size, timing=self.timing,
-                                cache_key=key)
+                                cache_key=key, device=self.latency_device)
         metrics: dict[str, float] = dict(profile.as_dict())
         violated = cost_violations(cfg.constraints, metrics)
         if violated:
@@ -383,9 +420,11 @@ class Objective:
 
         noise_std = float(params.get("train_noise_std", 0.0))
         adv_eps = float(params.get("train_adv_eps", 0.0))
-        from neuromosaic_optuna.data import default_augmentation, standard_augment
+        from neuromosaic_optuna.data import standard_augment
 
-        crop_flip = (cfg.augmentation or default_augmentation(cfg.dataset)) == "standard"
+        # Splits read from disk are augmented as they are read (RandomResizedCrop + flip);
+        # in-memory ones get crop + flip per batch on the device.
+        crop_flip = self.augmentation == "standard" and not splits.train_augmented
         augment = None
         if noise_std > 0 or adv_eps > 0 or crop_flip:
             from neuromosaic_optuna.robustness import augment_batch
@@ -403,7 +442,7 @@ class Objective:
                 learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
                 weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
                 optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
-                augment=augment, device=self.device,
+                augment=augment, device=self.device, num_workers=loader_workers(splits.train),
                 precision=resolve_precision(cfg.precision, self.device,
                                             built.summary.get("family")))
         except DivergedError as exc:
@@ -548,6 +587,31 @@ def check_writable_dir(folder: str | Path, field: str) -> None:
             raise ConfigError(field, f"{folder} is not writable; choose a writable folder") \
                 from None
         raise ConfigError(field, f"{folder} cannot be made: {probe} is not writable") from None
+
+
+#: Most ``DataLoader`` worker processes a trial reads an on-disk split with.
+MAX_LOADER_WORKERS = 8
+
+
+def loader_workers(split: Any) -> int:
+    """Worker processes for reading ``split``: none for an in-memory split (batched where it
+    is held) or a small one; else up to :data:`MAX_LOADER_WORKERS`, bounded by this process's
+    CPU threads (``--workers`` splits the cores between workers).
+
+    Example:
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> loader_workers(TensorDataset(torch.zeros(4096, 1)))
+        0
+    """
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from neuromosaic_optuna.data import ByteImageDataset
+
+    if isinstance(split, (TensorDataset, ByteImageDataset)) or len(split) < 1024:
+        return 0
+    return max(1, min(MAX_LOADER_WORKERS, torch.get_num_threads()))
 
 
 def worker_id() -> str:

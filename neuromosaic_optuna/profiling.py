@@ -40,6 +40,13 @@ Conventions (they match torchvision's model documentation, checked in the tests)
   processes never time at once (an ``fcntl.flock`` on a lock file in the temp directory),
   and results are cached in-process per architecture key.
 * **throughput** (:func:`measure_throughput`): images per second, ``batch_size / latency``.
+
+**On a declared device** (``device`` of :func:`measure_latency` / :func:`profile_model`, the
+study's ``latency_device``): latency and throughput are timed there; on CUDA with CUDA events
+around each forward pass, after the warm-up passes and a synchronisation, and activation
+memory is then the CUDA allocator's peak (``torch.cuda.max_memory_allocated`` during one
+batch-1 forward pass, above what was allocated before it: the input and every activation).
+The latency cache is keyed by device. FLOPs and params never depend on the device.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ __all__ = [
 #: Lock file that serialises latency timing across worker processes on one machine.
 LATENCY_LOCK_PATH = os.path.join(tempfile.gettempdir(), "neuromosaic_optuna-latency.lock")
 
-_LATENCY_CACHE: dict[tuple[str, tuple[int, int, int], int], float] = {}
+_LATENCY_CACHE: dict[tuple[str, tuple[int, int, int], int, str], float] = {}
 _THREAD_LOCK = threading.Lock()
 _BACKENDS = ("torch", "thop")
 
@@ -191,15 +198,17 @@ def measure_activation_memory(model: nn.Module, input_size: tuple[int, int, int]
 
 
 def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch_size: int = 1,
-                    warmup: int = 3, repeats: int = 10, cache_key: str | None = None) -> float:
+                    warmup: int = 3, repeats: int = 10, cache_key: str | None = None,
+                    device: torch.device | str | None = None) -> float:
     """Median wall time in seconds of one forward pass of a batch.
 
     The model runs in eval mode under :func:`torch.inference_mode` with torch set to one
     thread (the previous thread count is restored). An exclusive ``fcntl.flock`` on
     :data:`LATENCY_LOCK_PATH` is held while timing, so parallel workers on one machine never
     time at the same moment. With ``cache_key`` (an architecture key), the result is cached
-    in this process per ``(cache_key, input_size, batch_size)`` and a later call returns it
-    without running the model.
+    in this process per ``(cache_key, input_size, batch_size, device)`` and a later call
+    returns it without running the model. On a CUDA device each pass is timed with CUDA events
+    (after the warm-up passes and a synchronisation).
 
     Args:
         model: Any module taking a ``(batch_size, C, H, W)`` tensor.
@@ -208,6 +217,8 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
         warmup: Untimed passes before timing.
         repeats: Timed passes; the median is returned.
         cache_key: Key of the architecture, or None to always measure.
+        device: Where to time (the model is moved there and back); default: where the
+            model's parameters are.
 
     Returns:
         Seconds per forward pass.
@@ -225,23 +236,34 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
     _check_int(batch_size, "batch_size", 1)
     _check_int(repeats, "repeats", 1)
     _check_int(warmup, "warmup", 0)
-    key = None if cache_key is None else (cache_key, size, batch_size)
-    if key is not None and key in _LATENCY_CACHE:
-        return _LATENCY_CACHE[key]
     import torch
 
-    x = _example_input(model, size, batch_size)
-    sync = _synchronizer(x)
+    target = torch.device(device) if device is not None else _device_of(model)
+    key = None if cache_key is None else (cache_key, size, batch_size, _device_name(target))
+    if key is not None and key in _LATENCY_CACHE:
+        return _LATENCY_CACHE[key]
     times: list[float] = []
-    with _timing_lock(), _one_thread(), _eval_mode(model), torch.inference_mode():
+    with _on_device(model, target), _timing_lock(), _one_thread(), _eval_mode(model), \
+            torch.inference_mode():
+        x = _example_input(model, size, batch_size)
+        sync = _synchronizer(x)
         for _ in range(warmup):
             model(x)
         sync()
         for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            sync()
-            times.append(time.perf_counter() - start)
+            if target.type == "cuda":
+                begin = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                begin.record()
+                model(x)
+                end.record()
+                end.synchronize()
+                times.append(begin.elapsed_time(end) / 1000.0)
+            else:
+                start = time.perf_counter()
+                model(x)
+                sync()
+                times.append(time.perf_counter() - start)
     latency = statistics.median(times)
     if key is not None:
         _LATENCY_CACHE[key] = latency
@@ -250,7 +272,8 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
 
 def measure_throughput(model: nn.Module, input_size: tuple[int, int, int], *,
                        batch_size: int = 1, warmup: int = 3, repeats: int = 10,
-                       cache_key: str | None = None) -> float:
+                       cache_key: str | None = None,
+                       device: torch.device | str | None = None) -> float:
     """Images per second at ``batch_size``: ``batch_size / measure_latency(...)``.
 
     Args:
@@ -260,6 +283,7 @@ def measure_throughput(model: nn.Module, input_size: tuple[int, int, int], *,
         warmup: Untimed passes before timing.
         repeats: Timed passes; the median latency is used.
         cache_key: Key of the architecture for the latency cache, or None.
+        device: Where to time (see :func:`measure_latency`).
 
     Returns:
         Images per second.
@@ -273,7 +297,7 @@ def measure_throughput(model: nn.Module, input_size: tuple[int, int, int], *,
         True
     """
     latency = measure_latency(model, input_size, batch_size=batch_size, warmup=warmup,
-                              repeats=repeats, cache_key=cache_key)
+                              repeats=repeats, cache_key=cache_key, device=device)
     return batch_size / latency if latency > 0 else math.inf
 
 
@@ -288,7 +312,8 @@ def clear_latency_cache() -> None:
 
 def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
                   latency_batch_size: int = 1, timing: bool = True,
-                  cache_key: str | None = None) -> Profile:
+                  cache_key: str | None = None,
+                  device: torch.device | str | None = None) -> Profile:
     """All costs of ``model`` at once; FLOPs and memory share one forward pass.
 
     Args:
@@ -297,6 +322,9 @@ def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
         latency_batch_size: Batch size for latency and throughput.
         timing: False skips latency and throughput (both 0.0), for fast tests.
         cache_key: Architecture key for the latency cache (see :func:`measure_latency`).
+        device: The device costs are measured for (``latency_device``): latency and
+            throughput are timed there, and on CUDA memory is the allocator's peak; FLOPs and
+            params are the same on every device. Default: where the model's parameters are.
 
     Returns:
         The :class:`Profile`.
@@ -313,11 +341,16 @@ def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
     """
     size = _check_input_size(input_size)
     _check_int(latency_batch_size, "latency_batch_size", 1)
+    import torch
+
+    target = torch.device(device) if device is not None else _device_of(model)
     flops, memory = _analyse(model, size, flops=True, memory=True)
+    if target.type == "cuda":
+        memory = _cuda_peak_activation_bytes(model, size, target)
     latency = throughput = 0.0
     if timing:
         latency = measure_latency(model, size, batch_size=latency_batch_size,
-                                  cache_key=cache_key)
+                                  cache_key=cache_key, device=target)
         throughput = latency_batch_size / latency if latency > 0 else math.inf
     return Profile(params=count_params(model), flops=flops, memory=memory, latency=latency,
                    throughput=throughput, latency_batch_size=latency_batch_size)
@@ -347,6 +380,56 @@ def _example_input(model: nn.Module, size: tuple[int, int, int], batch: int) -> 
     device = param.device if param is not None else torch.device("cpu")
     x = torch.randn((batch, *size), generator=torch.Generator().manual_seed(0), dtype=dtype)
     return x.to(device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    import torch
+
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _device_name(device: torch.device) -> str:
+    """``cuda`` and ``cuda:0`` are one device for the cache."""
+    if device.type == "cuda" and device.index is None:
+        import torch
+
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
+
+
+@contextlib.contextmanager
+def _on_device(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """``model`` on ``device`` inside the block, back where it was after."""
+    home = _device_of(model)
+    if home == device or (device.type == home.type and device.index is None):
+        yield
+        return
+    model.to(device)
+    try:
+        yield
+    finally:
+        model.to(home)
+
+
+def _cuda_peak_activation_bytes(model: nn.Module, size: tuple[int, int, int],
+                                device: torch.device) -> int:
+    """Peak bytes the CUDA allocator holds above its level before one inference forward pass
+    on one image (the input and the activations; parameters were allocated before)."""
+    import torch
+
+    with _on_device(model, device), _eval_mode(model), torch.inference_mode():
+        x = _example_input(model, size, 1)
+        model(x)  # warm-up: lazily allocated workspaces (cuBLAS, cuDNN) are not activations
+        del x
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        x = _example_input(model, size, 1)
+        model(x)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+    return int(max(0, peak - base))
 
 
 def _synchronizer(x: torch.Tensor) -> Callable[[], None]:

@@ -19,9 +19,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from neuromosaic_optuna.data import ByteImageDataset
 from neuromosaic_optuna.exceptions import DivergedError
-
-__all__ = ["DivergedError", "TrainResult", "evaluate_accuracy", "train_model"]
 
 __all__ = ["AUTO_PRECISION", "DivergedError", "TrainResult", "evaluate_accuracy",
            "cuda_device_count", "resolve_device", "resolve_precision", "train_model"]
@@ -135,8 +134,37 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+class _Shuffle(torch.utils.data.Sampler[int]):
+    """A new permutation each epoch from ``generator`` alone, so the batch order is the same
+    whatever the number of loader workers (a ``DataLoader``'s own generator also seeds its
+    workers, once per iterator, which persistent workers create only once)."""
+
+    def __init__(self, n: int, generator: torch.Generator | None) -> None:
+        self.n, self.generator = n, generator
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randperm(self.n, generator=self.generator).tolist())
+
+
+def _loader(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
+            generator: torch.Generator | None, num_workers: int, device: torch.device
+            ) -> DataLoader[Any]:
+    """A ``DataLoader`` for a lazily read split (an image folder on disk): ``num_workers``
+    worker processes that stay alive across epochs, pinned host memory when the batches go to
+    a CUDA device (copied with ``non_blocking``)."""
+    sampler = _Shuffle(len(ds), generator) if shuffle else None  # type: ignore[arg-type]
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler,
+                      num_workers=num_workers, pin_memory=device.type == "cuda",
+                      persistent_workers=num_workers > 0,
+                      prefetch_factor=4 if num_workers > 0 else None)
+
+
 def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
-             generator: torch.Generator | None = None
+             generator: torch.Generator | None = None,
+             loader: DataLoader[Any] | None = None
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     if isinstance(ds, TensorDataset):
         x, y = ds.tensors[0], ds.tensors[1]
@@ -146,9 +174,15 @@ def _batches(ds: Dataset[Any], batch_size: int, *, shuffle: bool,
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             yield x[idx], y[idx]
+    elif isinstance(ds, ByteImageDataset):  # uint8 where it is held, converted per batch there
+        n = len(ds)
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+        order = order.to(ds.device)
+        for start in range(0, n, batch_size):
+            yield ds.batch(order[start:start + batch_size])
     else:
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
-        yield from loader
+        yield from loader if loader is not None else DataLoader(
+            ds, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
 def _adapt_batchnorm(model: nn.Module, steps_per_epoch: int) -> None:
@@ -179,7 +213,8 @@ def _warmup_cosine(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def evaluate_accuracy(model: nn.Module, ds: Dataset[Any], *, batch_size: int = 512) -> float:
+def evaluate_accuracy(model: nn.Module, ds: Dataset[Any], *, batch_size: int = 512,
+                      loader: DataLoader[Any] | None = None) -> float:
     """Top-1 accuracy of ``model`` on ``ds`` as a fraction, in eval mode (mode restored).
 
     Example:
@@ -195,7 +230,7 @@ def evaluate_accuracy(model: nn.Module, ds: Dataset[Any], *, batch_size: int = 5
     correct = total = 0
     try:
         with torch.inference_mode():
-            for x, y in _batches(ds, batch_size, shuffle=False):
+            for x, y in _batches(ds, batch_size, shuffle=False, loader=loader):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 correct += int((model(x).argmax(dim=1) == y).sum())
                 total += len(y)
@@ -219,6 +254,7 @@ def train_model(
     augment: BatchAugment | None = None,
     device: torch.device | str | None = None,
     precision: str = "fp32",
+    num_workers: int = 0,
 ) -> TrainResult:
     """Train ``model`` in place and return what was measured.
 
@@ -238,6 +274,9 @@ def train_model(
             the model's parameters already are.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (``torch.autocast`` with that dtype
             for the forward pass and loss; fp16 adds a gradient scaler). Evaluation is fp32.
+        num_workers: Worker processes reading a split that is not in memory (an image
+            folder on disk) through a ``DataLoader`` (persistent across epochs, pinned memory
+            on CUDA); in-memory splits are batched directly, where they are held.
 
     Raises:
         DivergedError: The loss became NaN or infinite.
@@ -253,6 +292,14 @@ def train_model(
     if device is not None:
         model.to(device)
     target = _model_device(model)
+    # Random draws of the augment hook happen where the batch is (no per-batch host copy);
+    # on the CPU it shares the batch-order generator, as it always did.
+    aug_generator = generator if target.type == "cpu" else \
+        torch.Generator(device=target).manual_seed(seed)
+    # A non-finite loss is looked for at every step on the CPU; on an accelerator every
+    # ``check_every`` steps and at the end of the epoch, so that steps do not wait for each
+    # other (a NaN stays NaN in the running sum).
+    check_every = 1 if target.type == "cpu" else 25
     dtype = _DTYPES.get(precision)
     if precision not in ("fp32", *_DTYPES):
         raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
@@ -270,21 +317,29 @@ def train_model(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         opt, _warmup_cosine(epochs * steps_per_epoch))
     loss_fn = nn.CrossEntropyLoss()
+    lazy = (not isinstance(d, (TensorDataset, ByteImageDataset)) for d in (train, val))
+    train_loader, val_loader = (
+        _loader(d, size, shuffle=shuffle, generator=generator if shuffle else None,
+                num_workers=num_workers, device=target) if is_lazy else None
+        for d, size, shuffle, is_lazy in zip((train, val), (batch_size, 512), (True, False),
+                                             lazy, strict=True))
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     loss_value = math.nan
     val_acc = 0.0
     for epoch in range(1, epochs + 1):
         model.train()
-        total_loss, n = 0.0, 0
+        total_loss = torch.zeros((), device=target)
+        n = 0
+        step = -1
         for step, (x, y) in enumerate(_batches(train, batch_size, shuffle=True,
-                                               generator=generator)):
+                                               generator=generator, loader=train_loader)):
             x, y = x.to(target, non_blocking=True), y.to(target, non_blocking=True)
             if augment is not None:
-                x = augment(model, x, y, generator)
+                x = augment(model, x, y, aug_generator)
             with torch.autocast(target.type, dtype=dtype, enabled=dtype is not None):
                 loss = loss_fn(model(x), y)
-            if not torch.isfinite(loss):
+            if step % check_every == 0 and not torch.isfinite(loss):
                 raise DivergedError(f"loss is {loss.item()} at epoch {epoch}, step {step}")
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
@@ -295,10 +350,12 @@ def train_model(
                 loss.backward()
                 opt.step()
             schedule.step()
-            total_loss += float(loss.detach()) * len(y)
+            total_loss += loss.detach().float() * len(y)
             n += len(y)
-        loss_value = total_loss / max(n, 1)
-        val_acc = evaluate_accuracy(model, val)
+        loss_value = float(total_loss) / max(n, 1)
+        if not math.isfinite(loss_value):
+            raise DivergedError(f"loss is {loss_value} at epoch {epoch}, by step {step}")
+        val_acc = evaluate_accuracy(model, val, loader=val_loader)
         record = {"epoch": float(epoch), "accuracy": val_acc, "loss": loss_value}
         history.append(record)
         if on_epoch is not None:
