@@ -47,6 +47,7 @@ __all__ = [
     "journal_file_path",
     "latest_frozen_trial",
     "refuse_new_trials",
+    "time_claims",
     "sampler_rng",
     "search_space_transform",
     "storage_of",
@@ -209,6 +210,44 @@ def refuse_new_trials(study: optuna.Study, error: type[Exception]) -> Iterator[N
         yield
     finally:
         del storage.create_new_trial
+
+
+@contextlib.contextmanager
+def time_claims(study: optuna.Study,
+                on_claim: Callable[[float, float], None]) -> Iterator[None]:
+    """Within the block, every claim of a WAITING trial by ``study.ask()`` calls
+    ``on_claim(start, end)`` with the wall-clock times (``time.time()``) the claim began
+    and ended (nothing is called when no WAITING trial was left).
+
+    Optuna has no hook for this: ``Study._pop_waiting_trial_id`` (what ``ask`` calls to
+    take a WAITING trial) is wrapped on the live study object and restored on exit.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> claims = []
+        >>> with time_claims(study, lambda start, end: claims.append(end >= start)):
+        ...     study.enqueue_trial({})
+        ...     _ = study.ask()
+        >>> claims
+        [True]
+    """
+    import time
+
+    pop = _attr(study, "_pop_waiting_trial_id", "Study")
+
+    def timed() -> int | None:
+        start = time.time()
+        trial_id = pop()
+        if trial_id is not None:
+            on_claim(start, time.time())
+        return trial_id
+
+    study._pop_waiting_trial_id = timed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del study._pop_waiting_trial_id
 
 
 # =========================================================================== storages

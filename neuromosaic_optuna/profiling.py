@@ -68,6 +68,7 @@ __all__ = [
     "clear_latency_cache",
     "count_flops",
     "count_params",
+    "latency_lock_wait",
     "measure_activation_memory",
     "measure_latency",
     "measure_throughput",
@@ -79,6 +80,7 @@ LATENCY_LOCK_PATH = os.path.join(tempfile.gettempdir(), "neuromosaic_optuna-late
 
 _LATENCY_CACHE: dict[tuple[str, tuple[int, int, int], int], float] = {}
 _THREAD_LOCK = threading.Lock()
+_LOCK_WAIT = [0.0]  # seconds this process has waited for the latency lock, in total
 _BACKENDS = ("torch", "thop")
 
 
@@ -381,6 +383,17 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def latency_lock_wait() -> float:
+    """Seconds this process has waited, in total, for the latency lock (the lock file that
+    keeps parallel workers from timing at once); a per-trial timeline takes differences.
+
+    Example:
+        >>> latency_lock_wait() >= 0.0
+        True
+    """
+    return _LOCK_WAIT[0]
+
+
 @contextlib.contextmanager
 def _timing_lock() -> Iterator[None]:
     """Exclusive across threads of this process and (with fcntl) across processes."""
@@ -388,9 +401,11 @@ def _timing_lock() -> Iterator[None]:
         import fcntl
     except ImportError:  # not POSIX: only the threads of this process are serialised
         fcntl = None  # type: ignore[assignment]
+    waited = time.perf_counter()
     with _THREAD_LOCK, open(LATENCY_LOCK_PATH, "a+b") as handle:
         if fcntl is not None:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _LOCK_WAIT[0] += time.perf_counter() - waited
         try:
             yield
         finally:

@@ -22,7 +22,7 @@ from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
-from neuromosaic_optuna.record import status_of
+from neuromosaic_optuna.record import Timeline, status_of
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
@@ -388,6 +388,14 @@ def _fail_lost_trial(study: optuna.Study, trial_id: int) -> None:
         _replace_failed(study, storage.get_trial(trial_id))
 
 
+def _write_timeline(timeline: Timeline, trial: optuna.trial.Trial) -> None:
+    """Store the trial's timeline; a storage that cannot take it (lost, or the trial already
+    failed as stale) loses only the timeline: the result's own write reports the problem."""
+    with contextlib.suppress(optuna.exceptions.StorageInternalError,
+                             optuna.exceptions.UpdateFinishedTrialError):
+        timeline.write(trial)
+
+
 def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
          callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
          show_progress_bar: bool = False) -> int:
@@ -401,7 +409,9 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     :data:`MAX_FAILURES_IN_A_ROW` failed trials in a row, after more failed trials than the
     slots found at the start (at least :data:`MAX_FAILURES_IN_A_ROW`), or at once when a trial
     raises a :class:`ConfigError` (bad input only a trial could find), the worker stops with
-    :class:`TrialsFailedError` and stores the reason on the study.
+    :class:`TrialsFailedError` and stores the reason on the study. Each trial stores its
+    timeline (user attribute ``timeline``, read by
+    :func:`neuromosaic_optuna.record.timeline_of`).
     """
     ran: list[int] = []
     failures: list[FrozenTrial] = []  # failed in a row
@@ -413,10 +423,35 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     if study.user_attrs.get(FAILURE_STOP_ATTR):  # an earlier run stopped; this one retries
         study.set_user_attr(FAILURE_STOP_ATTR, None)
 
+    # The trial timeline's boundaries, wall clock: when this worker became free (its previous
+    # trial stored as finished, or now) and the last claim of a slot (start, end).
+    free_since = [time.time()]
+    claimed: list[float] = []
+
+    def on_claim(start: float, end: float) -> None:
+        claimed[:] = [start, end]
+
+    def timed(trial: optuna.trial.Trial) -> Any:
+        timeline = Timeline()
+        if claimed:
+            start, end = claimed
+            timeline.add("queue_wait", start - free_since[0])
+            timeline.add("claim", end - start)
+            timeline.add("sample", time.time() - end)  # the sampler's part of ``ask``
+            claimed.clear()
+        with timeline.current():
+            try:
+                values = objective(trial)
+            except Exception:
+                _write_timeline(timeline, trial)
+                raise
+        _write_timeline(timeline, trial)
+        return values
+
     def tracked(trial: optuna.trial.Trial) -> Any:
         in_flight[:] = [_compat.trial_id(trial)]
         try:
-            return objective(trial)
+            return timed(trial)
         except ConfigError as exc:  # bad input found only now: no other trial can do better
             fatal.append((None, exc))
             trial.set_user_attr("status", "failed")
@@ -434,6 +469,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
         in_flight.clear()
+        free_since[0] = (trial.datetime_complete.timestamp() if trial.datetime_complete
+                         else time.time())
         ran.append(trial.number)
         if _SIGNALLED:
             raise Interrupted(_SIGNALLED[0])
@@ -453,7 +490,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     storage_errors = 0
     try:
-        with _compat.refuse_new_trials(study, _NoSlot):  # workers only ever run WAITING slots
+        with _compat.refuse_new_trials(study, _NoSlot), \
+                _compat.time_claims(study, on_claim):  # workers only ever run WAITING slots
             while not stopping():
                 try:
                     if in_flight:  # its result was lost with the connection: fail and replace it
