@@ -198,10 +198,11 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
 
     The model runs in eval mode under :func:`torch.inference_mode` with torch set to one
     thread (the previous thread count is restored). An exclusive ``fcntl.flock`` on
-    :data:`LATENCY_LOCK_PATH` is held while timing, so parallel workers on one machine never
-    time at the same moment. With ``cache_key`` (an architecture key), the result is cached
-    in this process per ``(cache_key, input_size, batch_size)`` and a later call returns it
-    without running the model.
+    :data:`LATENCY_LOCK_PATH` is held while timing (all warm-up passes but the last run
+    before it), so parallel workers on one machine never time at the same moment. With
+    ``cache_key`` (an architecture key), the result is cached in this process per
+    ``(cache_key, input_size, batch_size)`` and a later call returns it without running the
+    model.
 
     Args:
         model: Any module taking a ``(batch_size, C, H, W)`` tensor.
@@ -235,15 +236,19 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
     x = _example_input(model, size, batch_size)
     sync = _synchronizer(x)
     times: list[float] = []
-    with _timing_lock(), _one_thread(), _eval_mode(model), torch.inference_mode():
-        for _ in range(warmup):
+    with _one_thread(), _eval_mode(model), torch.inference_mode():
+        for _ in range(warmup - 1):  # first-run costs are paid before taking the lock
             model(x)
         sync()
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            sync()
-            times.append(time.perf_counter() - start)
+        with _timing_lock():
+            if warmup:  # the last warm-up pass: caches warm again after the wait
+                model(x)
+                sync()
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(x)
+                sync()
+                times.append(time.perf_counter() - start)
     latency = statistics.median(times)
     if key is not None:
         _LATENCY_CACHE[key] = latency
