@@ -26,7 +26,7 @@ Goals: (a) efficiency >= 0.9 up to 16 workers on PostgreSQL and journal; (b) thr
 
 Run: ``python benchmarks/parallel.py`` (full: 1, 2, 4, 8, 16 workers; about 4 minutes on a
 16-core machine without PostgreSQL, add about 1.5 minutes with it), or
-``python benchmarks/parallel.py --quick`` (1, 2, 4 workers for (a), 1 and 2 for (b), SQLite
+``python benchmarks/parallel.py --quick`` (1 and 2 workers for (a) and (b), SQLite
 and journal: about 2 minutes on 2 cores). ``--storages``, ``--workers``, ``--train-workers``,
 ``--window`` and ``--skip-train``/``--skip-coordination`` choose parts.
 """
@@ -82,22 +82,20 @@ def _sleep_instead_of_training(seconds: float) -> None:
 def _worker(config: nm.StudyConfig, url: str, name: str, threads: int,
             sleep: float | None) -> None:
     """One worker process: what ``run_workers`` spawns, with the optional sleep."""
-    import torch
-
     from neuromosaic_optuna.study import (
         Interrupted,
         TrialsFailedError,
         raise_on_sigterm,
         with_pruning,
         work,
+        worker_threads,
     )
 
-    torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if sleep is not None:
         _sleep_instead_of_training(sleep)
     with contextlib.suppress(KeyboardInterrupt, Interrupted, TrialsFailedError), \
-            raise_on_sigterm():
+            worker_threads(threads), raise_on_sigterm():
         study = nm.create_study(config, storage=make_storage(url), study_name=name)
         objective = nm.Objective(config)
         work(study, objective, callbacks=with_pruning(config, study, objective))
@@ -114,7 +112,7 @@ def _measure(config: nm.StudyConfig, url: str, workers: int, threads: int,
     study = nm.create_study(config, storage=make_storage(url), study_name=name)
     open_slots(study, workers * per_worker)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(config, url, name, threads, sleep))
+    procs = [ctx.Process(target=_worker, args=(config, url, name, threads, sleep), daemon=True)
              for _ in range(workers)]
     started = time.time()
     for p in procs:
@@ -251,7 +249,7 @@ def _training(config: nm.StudyConfig, counts: list[int], args: argparse.Namespac
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="1, 2, 4 workers on SQLite and journal; (b) with 1 and 2")
+                        help="1 and 2 workers on SQLite and journal; (b) with 1 and 2")
     parser.add_argument("--storages", default=None,
                         help="comma list of sqlite, journal, postgresql (default: all three)")
     parser.add_argument("--workers", default=None, help="(a) worker counts, e.g. 1,2,4,8,16")
@@ -268,7 +266,7 @@ def main() -> None:
     quick = args.quick
     storages = (args.storages or ("sqlite,journal" if quick else
                                   "sqlite,journal,postgresql")).split(",")
-    counts = [int(n) for n in (args.workers or ("1,2,4" if quick else "1,2,4,8,16")).split(",")]
+    counts = [int(n) for n in (args.workers or ("1,2" if quick else "1,2,4,8,16")).split(",")]
     train_counts = [int(n) for n in (args.train_workers or ("1,2" if quick else "1,2,4,8,16")
                                      ).split(",")]
     args.window = args.window or (9.0 if quick else 10.0)

@@ -28,7 +28,7 @@ from neuromosaic_optuna.samplers import make_sampler
 __all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
            "MAX_FAILURES_IN_A_ROW", "RemainingTime", "TrialsFailedError", "count_finished",
            "create_study", "open_slots", "preflight", "raise_on_sigterm", "run_study",
-           "run_workers", "study_identity", "study_name_for", "work"]
+           "run_workers", "study_identity", "study_name_for", "work", "worker_threads"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -637,17 +637,44 @@ def run_study(
     return study
 
 
+@contextlib.contextmanager
+def worker_threads(threads: int) -> Iterator[None]:
+    """Within the block, torch and the BLAS/OpenMP pools of numpy and scikit-learn (the
+    sampler's surrogate) use at most ``threads`` threads; both are restored afterwards.
+
+    Every worker of a shared machine runs in such a block: with the pools at their default
+    (all cores), N workers start N x cores threads, and the sampler's small matrix products
+    then wait on each other (measured on 2 cores: a suggestion took twice as long).
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with worker_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _worker_process(config: StudyConfig, storage_url: str, study_name: str | None,
                     threads: int, storage_options: dict[str, Any]) -> None:
     """Entry point of one worker process (spawned): run slots until none is left."""
-    import torch
-
     from neuromosaic_optuna.storage import make_storage
 
-    torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt, Interrupted, TrialsFailedError), \
-            raise_on_sigterm():  # the caller reports
+            worker_threads(threads), raise_on_sigterm():  # the caller reports
         study = create_study(config, storage=make_storage(storage_url, **storage_options),
                              study_name=study_name)
         objective = Objective(config)
@@ -731,7 +758,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     The slots are opened here, once; each worker claims WAITING slots until none is left,
     so the study ends with exactly ``n_trials`` finished trials. The calling process is one
     of the workers (it has torch and the dataset loaded already); ``workers - 1`` more are
-    spawned. torch's threads are split between the workers (``cpu_count // workers`` each,
+    spawned. torch's (and the BLAS pools') threads are split between the workers
+    (:func:`worker_threads`, ``cpu_count // workers`` each,
     at least one; the caller's setting is restored afterwards). The storage must be one that
     several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
@@ -750,8 +778,6 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     """
     import multiprocessing
     import os
-
-    import torch
 
     from neuromosaic_optuna.storage import make_storage
 
@@ -779,10 +805,9 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
                              name=f"neuromosaic-worker-{i}") for i in range(1, workers)]
         for p in procs:
             p.start()
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
-            work(study, objective, callbacks=callbacks)
+            with worker_threads(threads):
+                work(study, objective, callbacks=callbacks)
         except BaseException as exc:
             for p in procs:  # Ctrl-C reaches the whole group; a SIGTERM only this process
                 if isinstance(exc, Interrupted) and p.is_alive():
@@ -790,8 +815,6 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
             for p in procs:
                 p.join(timeout=30)
             raise
-        finally:
-            torch.set_num_threads(previous_threads)
         for p in procs:
             p.join()
         if STOPPED_ATTR in study.user_attrs:
