@@ -77,3 +77,31 @@ def test_eight_sleeping_workers_on_a_file_storage(kind: str, tmp_path: Path) -> 
 @pytest.mark.postgres
 def test_eight_sleeping_workers_on_postgres(postgresql_db_url: str) -> None:
     _run(postgresql_db_url)
+
+
+def test_a_worker_without_rivals_claims_in_queue_order_and_a_loser_spreads() -> None:
+    from neuromosaic_optuna import _compat
+
+    study = optuna.create_study()
+    for _ in range(20):
+        study.enqueue_trial({})
+    claims: list[tuple[float, float]] = []
+    with _compat.time_claims(study, lambda start, end: claims.append((start, end)), seed=3):
+        assert [study.ask().number for _ in range(3)] == [0, 1, 2]  # the same seed, same trials
+        storage = _compat.storage_of(study)
+        rival = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]
+        # a rival claims trial 3 between this worker's read of the queue and its claim
+        real = storage.get_all_trials
+
+        def stale_read(*args: object, **kwargs: object) -> list[optuna.trial.FrozenTrial]:
+            trials = real(*args, **kwargs)  # type: ignore[arg-type]
+            storage.set_trial_state_values(_compat.trial_id(rival), state=TrialState.RUNNING)
+            return trials
+
+        storage.get_all_trials = stale_read  # type: ignore[method-assign]
+        number = study.ask().number
+        del storage.get_all_trials
+        assert number not in (0, 1, 2, rival.number) and number < rival.number + 1 + 16
+        rest = [study.ask().number for _ in range(20 - 5)]
+    assert sorted([0, 1, 2, rival.number, number, *rest]) == list(range(20))  # each once
+    assert len(claims) == 19 and all(end >= start for start, end in claims)  # rival: not ours
