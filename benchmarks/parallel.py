@@ -24,8 +24,8 @@ per trial beyond the (sleep or real) training phase. The per-trial timeline
 Goals: (a) efficiency >= 0.9 up to 16 workers on PostgreSQL and journal; (b) throughput
 >= 0.8 x min(N, cores) x one worker, and 8 workers never slower than 4.
 
-Run: ``python benchmarks/parallel.py`` (full: 1, 2, 4, 8, 16 workers; about 4 minutes on a
-16-core machine without PostgreSQL, add about 1.5 minutes with it), or
+Run: ``python benchmarks/parallel.py`` (full: 1, 2, 4, 8, 16 workers; estimated 4-5 minutes
+on a 16-core machine without PostgreSQL, about 1.5 more with it), or
 ``python benchmarks/parallel.py --quick`` (1 and 2 workers for (a) and (b), SQLite
 and journal: about 2 minutes on 2 cores). ``--storages``, ``--workers``, ``--train-workers``,
 ``--window`` and ``--skip-train``/``--skip-coordination`` choose parts.
@@ -202,7 +202,7 @@ def _coordination(config: nm.StudyConfig, storages: list[str], counts: list[int]
         for n in counts:
             url = _urls(kind, tmp, server, f"a-{kind}-{n}-{int(time.time())}")
             result = _measure(config, url, n, max(1, args.cores // n), args.sleep, args.window,
-                              per_worker=int(3 * args.window / args.sleep) + 24)
+                              per_worker=int(1.5 * args.window / args.sleep) + 14)
             base = base or (result["throughput"] if n == 1 else 0.0)
             _print_run(kind, result, base)
             timelines.append((f"{kind} N={n}", result))
@@ -255,11 +255,13 @@ def main() -> None:
     parser.add_argument("--workers", default=None, help="(a) worker counts, e.g. 1,2,4,8,16")
     parser.add_argument("--train-workers", default=None, help="(b) worker counts")
     parser.add_argument("--window", type=float, default=None,
-                        help="(a) least seconds counted after warm-up (default 10; quick 9)")
+                        help="(a) least seconds counted after warm-up (default 8)")
     parser.add_argument("--train-window", type=float, default=None,
-                        help="(b) least seconds counted after warm-up (default 12; quick 10)")
+                        help="(b) least seconds counted after warm-up (default 10)")
     parser.add_argument("--sleep", type=float, default=1.0, help="(a) seconds per 'training'")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu",
+                        help="the study's device (default cpu: the question is CPU scaling)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-coordination", action="store_true")
     args = parser.parse_args()
@@ -269,10 +271,11 @@ def main() -> None:
     counts = [int(n) for n in (args.workers or ("1,2" if quick else "1,2,4,8,16")).split(",")]
     train_counts = [int(n) for n in (args.train_workers or ("1,2" if quick else "1,2,4,8,16")
                                      ).split(",")]
-    args.window = args.window or (9.0 if quick else 10.0)
-    args.train_window = args.train_window or (10.0 if quick else 12.0)
+    args.window = args.window or 8.0
+    args.train_window = args.train_window or 10.0
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = nm.load_study_file(ROOT / "studies" / "quickstart.toml")
+    base = nm.load_study_file(ROOT / "studies" / "quickstart.toml").with_overrides(
+        device=args.device)
     # (a): the quickstart's search, a full-size run; (b): trials of about a second on a core
     # a sleep has no learning curve to prune: no pruner in (a) (epochs are still reported)
     coordination = base.with_overrides(max_trials=10_000, pruner={"name": "NopPruner"})
@@ -280,7 +283,7 @@ def main() -> None:
                                    resolution=16)
     started = time.time()
     print(f"parallel benchmark: {args.cores} cores, python {sys.version.split()[0]}, "
-          f"optuna {optuna.__version__}")
+          f"optuna {optuna.__version__}, device {args.device}")
     with tempfile.TemporaryDirectory(prefix="nm-parallel-") as folder, \
             contextlib.ExitStack() as stack:
         tmp = Path(folder)
