@@ -296,7 +296,8 @@ def clear_latency_cache() -> None:
 def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
                   latency_batch_size: int = 1, timing: bool = True,
                   cache_key: str | None = None) -> Profile:
-    """All costs of ``model`` at once; FLOPs and memory share one forward pass.
+    """All costs of ``model`` at once; FLOPs and memory share one forward pass, on one torch
+    thread (counts do not depend on threads, and the analysis runs many tiny operators).
 
     Args:
         model: Any module taking a ``(N, C, H, W)`` tensor.
@@ -320,7 +321,8 @@ def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
     """
     size = _check_input_size(input_size)
     _check_int(latency_batch_size, "latency_batch_size", 1)
-    flops, memory = _analyse(model, size, flops=True, memory=True)
+    with _one_thread():  # tiny operators: more threads only wait on each other
+        flops, memory = _analyse(model, size, flops=True, memory=True)
     latency = throughput = 0.0
     if timing:
         latency = measure_latency(model, size, batch_size=latency_batch_size,
