@@ -203,7 +203,8 @@ def _coordination(config: nm.StudyConfig, storages: list[str], counts: list[int]
             url = _urls(kind, tmp, server, f"a-{kind}-{n}-{int(time.time())}")
             result = _measure(config, url, n, max(1, args.cores // n), args.sleep, args.window,
                               per_worker=int(1.5 * args.window / args.sleep) + 14)
-            base = base or (result["throughput"] if n == 1 else 0.0)
+            if n == counts[0]:  # the baseline of this storage
+                base = result["throughput"]
             _print_run(kind, result, base)
             timelines.append((f"{kind} N={n}", result))
             sys.stdout.flush()
@@ -230,7 +231,8 @@ def _training(config: nm.StudyConfig, counts: list[int], args: argparse.Namespac
         threads = cores if n == 1 else max(1, cores // n)
         url = _urls("journal", tmp, None, f"b-{n}-{int(time.time())}")
         result = _measure(config, url, n, threads, None, args.train_window, per_worker=40)
-        base = base or result["throughput"]
+        if n == counts[0]:  # the baseline (1 worker x all cores), even when it measured 0
+            base = result["throughput"]
         speedup = result["throughput"] / base if base else float("nan")
         print(f"{threads:<11} {n:>3}  {result['throughput']:8.2f}  {result['count']:>5} in "
               f"{result['window']:5.1f} s   {speedup:5.2f}x  {result['overhead_ms']:8.0f}"
