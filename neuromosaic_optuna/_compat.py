@@ -37,6 +37,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
+    "CLAIM_SPREAD",
     "OPTUNA_WRITTEN_AGAINST",
     "OptunaCompatError",
     "OrphanAwareRDBStorage",
@@ -47,6 +48,7 @@ __all__ = [
     "journal_file_path",
     "latest_frozen_trial",
     "refuse_new_trials",
+    "time_claims",
     "sampler_rng",
     "search_space_transform",
     "storage_of",
@@ -209,6 +211,74 @@ def refuse_new_trials(study: optuna.Study, error: type[Exception]) -> Iterator[N
         yield
     finally:
         del storage.create_new_trial
+
+
+#: How many of the oldest WAITING trials a claim chooses among (see :func:`time_claims`).
+CLAIM_SPREAD = 16
+
+
+@contextlib.contextmanager
+def time_claims(study: optuna.Study, on_claim: Callable[[float, float], None], *,
+                seed: int | None = None) -> Iterator[None]:
+    """Within the block, ``study.ask()`` claims a WAITING trial the way Optuna does (the
+    oldest first), except that after losing a race for one to another worker it goes on at
+    a random one of the next :data:`CLAIM_SPREAD`; ``on_claim(start, end)`` is called with
+    the wall-clock times (``time.time()``) the claim began and ended (nothing when no
+    WAITING trial was left).
+
+    Optuna's own claim has every worker try the WAITING trials in queue order: with N
+    workers asking at once, the losers of the oldest all race for the next one, and so on,
+    each attempt waiting on a row lock (or a journal record). Spreading the losers keeps a
+    worker without rivals in queue order (the same seed, the same trials) and a claim atomic
+    (the storage sets WAITING to RUNNING once).
+
+    Optuna has no hook for this: ``Study._pop_waiting_trial_id`` (what ``ask`` calls to
+    take a WAITING trial) is replaced on the live study object and restored on exit.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> claims = []
+        >>> with time_claims(study, lambda start, end: claims.append(end >= start)):
+        ...     study.enqueue_trial({})
+        ...     _ = study.ask()
+        >>> claims
+        [True]
+    """
+    import random
+    import time
+
+    _attr(study, "_pop_waiting_trial_id", "Study")  # what is replaced must exist
+    storage = storage_of(study)
+    rng = random.Random(seed)
+
+    def pop() -> int | None:
+        start = time.time()
+        waiting = storage.get_all_trials(study_id(study), deepcopy=False,
+                                         states=(TrialState.WAITING,))
+        order = list(range(len(waiting)))
+        position = 0
+        while position < len(order):
+            candidate = waiting[order[position]]
+            try:
+                claimed = storage.set_trial_state_values(trial_id(candidate),
+                                                         state=TrialState.RUNNING)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                claimed = False
+            if claimed:
+                on_claim(start, time.time())
+                return trial_id(candidate)
+            rest = order[position + 1:]  # lost a race: go on at a random one of the next
+            jump = rng.randrange(min(len(rest), CLAIM_SPREAD)) if rest else 0
+            order[position + 1:] = rest[jump:] + rest[:jump]
+            position += 1
+        return None
+
+    study._pop_waiting_trial_id = pop  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del study._pop_waiting_trial_id
 
 
 # =========================================================================== storages

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError, StudyConfig, load_config, load_study_file
 from neuromosaic_optuna.constraints import cost_violations, set_constraints
 from neuromosaic_optuna.metrics import METRICS, efficiency_metrics
-from neuromosaic_optuna.record import write_metrics, write_result
+from neuromosaic_optuna.record import add_phase, phase, write_metrics, write_result
 from neuromosaic_optuna.robustness import DEFAULT_PERTURBATIONS
 from neuromosaic_optuna.robustness import ROBUSTNESS_METRICS as _ROBUSTNESS_METRICS
 from neuromosaic_optuna.space import SearchSpace
@@ -355,7 +356,8 @@ class Objective:
     # ------------------------------------------------------------------ call
 
     def __call__(self, trial: optuna.trial.Trial) -> float | list[float]:
-        params = self.space.suggest(trial)
+        with phase("sample"):
+            params = self.space.suggest(trial)
         from neuromosaic_optuna.models import is_tabular
 
         if is_tabular(self.config.architecture_type):
@@ -367,8 +369,9 @@ class Objective:
 
         backend = get_tabular(self.config.architecture_type)
         try:
-            metrics = dict(backend.evaluate(params, dataset=self.config.dataset,
-                                            seed=self.config.seed + trial.number))
+            with phase("train"):
+                metrics = dict(backend.evaluate(params, dataset=self.config.dataset,
+                                                seed=self.config.seed + trial.number))
         except ArchitectureError as exc:
             self._store(trial, {}, params, "invalid", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
@@ -380,15 +383,16 @@ class Objective:
         from neuromosaic_optuna.models import (
             ArchitectureError,
         )
-        from neuromosaic_optuna.profiling import profile_model
+        from neuromosaic_optuna.profiling import latency_lock_wait, profile_model
         from neuromosaic_optuna.training import DivergedError, resolve_precision, train_model
 
         cfg = self.config
         resolution = self.input_resolution(params)
-        splits = self.dataset(resolution)
         torch.manual_seed(cfg.seed * 100_003 + trial.number)
         try:
-            built, _ = self.build(params)
+            with phase("build"):  # the dataset loads here on a process's first trial
+                splits = self.dataset(resolution)
+                built, _ = self.build(params)
         except ArchitectureError as exc:
             self._store(trial, {}, {"params": params, "input_resolution": resolution},
                         "invalid", str(exc))
@@ -396,9 +400,13 @@ class Objective:
         architecture = {**built.summary, "input_resolution": resolution}
         key = json.dumps({"arch": cfg.architecture_type, "params": params, "res": resolution,
                           "classes": splits.num_classes}, sort_keys=True, default=str)
+        waited, started = latency_lock_wait(), time.perf_counter()
         profile = profile_model(built.model, built.input_size,
                                 latency_batch_size=cfg.latency_batch_size, timing=self.timing,
                                 cache_key=key, device=self.latency_device)
+        waited = latency_lock_wait() - waited
+        add_phase("profile", time.perf_counter() - started - waited)
+        add_phase("latency_lock_wait", waited)
         metrics: dict[str, float] = dict(profile.as_dict())
         violated = cost_violations(cfg.constraints, metrics)
         if violated:
@@ -410,7 +418,8 @@ class Objective:
             return self._finish(trial, metrics, architecture, "rejected", reason)
 
         # Costs are known now: store them before training, so pruners can judge the trial.
-        write_metrics(trial, metrics)
+        with phase("record"):
+            write_metrics(trial, metrics)
         curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, float]) -> None:
@@ -436,15 +445,17 @@ class Objective:
                                      generator=generator)
 
         try:
-            result = train_model(
-                built.model, splits.train, splits.val, epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
-                weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
-                optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
-                augment=augment, device=self.device, num_workers=loader_workers(splits.train),
-                precision=resolve_precision(cfg.precision, self.device,
-                                            built.summary.get("family")))
+            with phase("train"):
+                result = train_model(
+                    built.model, splits.train, splits.val, epochs=cfg.epochs,
+                    batch_size=cfg.batch_size,
+                    learning_rate=float(params.get("learning_rate", cfg.learning_rate)),
+                    weight_decay=float(params.get("weight_decay", cfg.weight_decay)),
+                    optimizer=cfg.optimizer, seed=cfg.seed + trial.number, on_epoch=on_epoch,
+                    augment=augment, device=self.device,
+                    num_workers=loader_workers(splits.train),
+                    precision=resolve_precision(cfg.precision, self.device,
+                                                built.summary.get("family")))
         except DivergedError as exc:
             self._store(trial, metrics, architecture, "diverged", str(exc), curve)
             raise
@@ -453,13 +464,14 @@ class Objective:
             raise
         from neuromosaic_optuna.training import evaluate_accuracy
 
-        metrics.update(accuracy=result.val_accuracy, train_loss=result.train_loss,
-                       train_time=result.train_time,
-                       test_accuracy=evaluate_accuracy(built.model, splits.test))
-        if self.needs_robustness:
-            metrics.update(self._robustness(trial, built.model, splits.val))
-        if cfg.artifact_dir:
-            self._save_weights(trial, built.model)
+        with phase("train"):
+            metrics.update(accuracy=result.val_accuracy, train_loss=result.train_loss,
+                           train_time=result.train_time,
+                           test_accuracy=evaluate_accuracy(built.model, splits.test))
+            if self.needs_robustness:
+                metrics.update(self._robustness(trial, built.model, splits.val))
+            if cfg.artifact_dir:
+                self._save_weights(trial, built.model)
         return self._finish(trial, metrics, architecture, "ok", None, curve)
 
     def _save_weights(self, trial: optuna.trial.Trial, model: Any) -> None:
@@ -533,7 +545,8 @@ class Objective:
                 curve: list[float] | None = None) -> float | list[float]:
         if {"params", "accuracy", "memory", "throughput", "latency"} <= set(metrics):
             metrics.update(efficiency_metrics(metrics, batch_size=self.config.latency_batch_size))
-        set_constraints(trial, self.config.constraints, metrics)
+        with phase("record"):
+            set_constraints(trial, self.config.constraints, metrics)
         self._store(trial, metrics, architecture, status, reason, curve)
         return self._values(metrics)
 
@@ -541,7 +554,9 @@ class Objective:
     def _store(trial: optuna.trial.Trial, metrics: Mapping[str, float],
                architecture: Mapping[str, Any], status: str, reason: str | None,
                curve: list[float] | None = None) -> None:
-        write_result(trial, metrics, architecture, status, reason, curve, worker=worker_id())
+        with phase("record"):
+            write_result(trial, metrics, architecture, status, reason, curve,
+                         worker=worker_id())
 
 
 def _ends(dist: Any) -> list[Any]:

@@ -75,6 +75,7 @@ __all__ = [
     "clear_latency_cache",
     "count_flops",
     "count_params",
+    "latency_lock_wait",
     "measure_activation_memory",
     "measure_latency",
     "measure_throughput",
@@ -86,6 +87,7 @@ LATENCY_LOCK_PATH = os.path.join(tempfile.gettempdir(), "neuromosaic_optuna-late
 
 _LATENCY_CACHE: dict[tuple[str, tuple[int, int, int], int, str], float] = {}
 _THREAD_LOCK = threading.Lock()
+_LOCK_WAIT = [0.0]  # seconds this process has waited for the latency lock, in total
 _BACKENDS = ("torch", "thop")
 
 
@@ -204,11 +206,12 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
 
     The model runs in eval mode under :func:`torch.inference_mode` with torch set to one
     thread (the previous thread count is restored). An exclusive ``fcntl.flock`` on
-    :data:`LATENCY_LOCK_PATH` is held while timing, so parallel workers on one machine never
-    time at the same moment. With ``cache_key`` (an architecture key), the result is cached
-    in this process per ``(cache_key, input_size, batch_size, device)`` and a later call
-    returns it without running the model. On a CUDA device each pass is timed with CUDA events
-    (after the warm-up passes and a synchronisation).
+    :data:`LATENCY_LOCK_PATH` is held while timing (all warm-up passes but the last run
+    before it), so parallel workers on one machine never time at the same moment. With
+    ``cache_key`` (an architecture key), the result is cached in this process per
+    ``(cache_key, input_size, batch_size, device)`` and a later call returns it without
+    running the model. On a CUDA device each pass is timed with CUDA events (after the warm-up
+    passes and a synchronisation).
 
     Args:
         model: Any module taking a ``(batch_size, C, H, W)`` tensor.
@@ -243,27 +246,30 @@ def measure_latency(model: nn.Module, input_size: tuple[int, int, int], *, batch
     if key is not None and key in _LATENCY_CACHE:
         return _LATENCY_CACHE[key]
     times: list[float] = []
-    with _on_device(model, target), _timing_lock(), _one_thread(), _eval_mode(model), \
-            torch.inference_mode():
+    with _on_device(model, target), _one_thread(), _eval_mode(model), torch.inference_mode():
         x = _example_input(model, size, batch_size)
         sync = _synchronizer(x)
-        for _ in range(warmup):
+        for _ in range(warmup - 1):  # first-run costs are paid before taking the lock
             model(x)
         sync()
-        for _ in range(repeats):
-            if target.type == "cuda":
-                begin = torch.cuda.Event(enable_timing=True)
-                end = torch.cuda.Event(enable_timing=True)
-                begin.record()
-                model(x)
-                end.record()
-                end.synchronize()
-                times.append(begin.elapsed_time(end) / 1000.0)
-            else:
-                start = time.perf_counter()
+        with _timing_lock():
+            if warmup:  # the last warm-up pass: caches warm again after the wait
                 model(x)
                 sync()
-                times.append(time.perf_counter() - start)
+            for _ in range(repeats):
+                if target.type == "cuda":
+                    begin = torch.cuda.Event(enable_timing=True)
+                    end = torch.cuda.Event(enable_timing=True)
+                    begin.record()
+                    model(x)
+                    end.record()
+                    end.synchronize()
+                    times.append(begin.elapsed_time(end) / 1000.0)
+                else:
+                    start = time.perf_counter()
+                    model(x)
+                    sync()
+                    times.append(time.perf_counter() - start)
     latency = statistics.median(times)
     if key is not None:
         _LATENCY_CACHE[key] = latency
@@ -314,7 +320,8 @@ def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
                   latency_batch_size: int = 1, timing: bool = True,
                   cache_key: str | None = None,
                   device: torch.device | str | None = None) -> Profile:
-    """All costs of ``model`` at once; FLOPs and memory share one forward pass.
+    """All costs of ``model`` at once; FLOPs and memory share one forward pass, on one torch
+    thread (counts do not depend on threads, and the analysis runs many tiny operators).
 
     Args:
         model: Any module taking a ``(N, C, H, W)`` tensor.
@@ -344,7 +351,8 @@ def profile_model(model: nn.Module, input_size: tuple[int, int, int], *,
     import torch
 
     target = torch.device(device) if device is not None else _device_of(model)
-    flops, memory = _analyse(model, size, flops=True, memory=True)
+    with _one_thread():  # tiny operators: more threads only wait on each other
+        flops, memory = _analyse(model, size, flops=True, memory=True)
     if target.type == "cuda":
         memory = _cuda_peak_activation_bytes(model, size, target)
     latency = throughput = 0.0
@@ -464,6 +472,17 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def latency_lock_wait() -> float:
+    """Seconds this process has waited, in total, for the latency lock (the lock file that
+    keeps parallel workers from timing at once); a per-trial timeline takes differences.
+
+    Example:
+        >>> latency_lock_wait() >= 0.0
+        True
+    """
+    return _LOCK_WAIT[0]
+
+
 @contextlib.contextmanager
 def _timing_lock() -> Iterator[None]:
     """Exclusive across threads of this process and (with fcntl) across processes."""
@@ -471,9 +490,11 @@ def _timing_lock() -> Iterator[None]:
         import fcntl
     except ImportError:  # not POSIX: only the threads of this process are serialised
         fcntl = None  # type: ignore[assignment]
+    waited = time.perf_counter()
     with _THREAD_LOCK, open(LATENCY_LOCK_PATH, "a+b") as handle:
         if fcntl is not None:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _LOCK_WAIT[0] += time.perf_counter() - waited
         try:
             yield
         finally:

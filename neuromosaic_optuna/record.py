@@ -18,6 +18,8 @@ user attribute      meaning
 ``weights_artifact`` the Optuna artifact id of the trained weights
 ``worker``          ``host:pid`` of the process that ran the trial
 ``generation``      the genetic sampler's generation (also read from Optuna's own attribute)
+``timeline``        seconds the worker spent in each phase of the trial (:data:`PHASES`) and
+                    the wall-clock time the trial's objective ended (``ended``)
 ==================  ===========================================================================
 
 Constraints live where Optuna 5 keeps them (``trial.constraints``); a trial is feasible when
@@ -27,8 +29,12 @@ everywhere, with an infinite violation.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Mapping, Sequence
+import statistics
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -43,11 +49,15 @@ __all__ = [
     "INTERMEDIATE",
     "METRICS_ATTR",
     "REEVALUATION_ATTR",
+    "PHASES",
     "REASON",
     "ROBUSTNESS",
     "STATUS",
+    "TIMELINE",
+    "Timeline",
     "WEIGHTS_ARTIFACT",
     "WORKER",
+    "add_phase",
     "architecture_of",
     "generation_of",
     "is_feasible",
@@ -58,7 +68,10 @@ __all__ = [
     "reevaluations",
     "robustness_details",
     "robustness_metric",
+    "phase",
     "status_of",
+    "timeline_of",
+    "timeline_summary",
     "trained",
     "violated_constraints",
     "violation",
@@ -78,6 +91,7 @@ WORKER = "worker"
 GENERATION = "generation"
 #: Study user attribute: re-evaluation runs per trial number (``neuromosaic reevaluate``).
 REEVALUATION_ATTR = "reevaluation"
+TIMELINE = "timeline"
 
 AnyTrial = FrozenTrial | optuna.trial.Trial
 
@@ -325,3 +339,155 @@ def write_result(trial: optuna.trial.Trial, metrics: Mapping[str, float],
         trial.set_user_attr(CURVE, [round(v, 6) for v in curve])
     if reason:
         trial.set_user_attr(REASON, reason)
+
+
+# --------------------------------------------------------------------------- timeline
+
+#: The phases of a trial's timeline, in the order a worker goes through them (seconds each):
+#:
+#: * ``queue_wait``: from this worker's previous trial stored as finished (or the worker's
+#:   start) to the start of this claim: the previous trial's final write and callbacks,
+#:   stale-trial checks, looking for a slot;
+#: * ``claim``: taking a WAITING slot (reading the queue, setting it RUNNING);
+#: * ``sample``: the sampler (``before_trial``, relative sampling) and the ``suggest`` calls;
+#: * ``build``: building the network; ``profile``: measuring its costs, the wait for the
+#:   latency lock left out; ``latency_lock_wait``: that wait;
+#: * ``train``: training and evaluating (robustness and saving the weights included);
+#: * ``record``: writing the trial's record (metrics, constraints, status) to the storage;
+#: * ``tell``: from the objective's end to the storage's completion time of the trial.
+#:
+#: The phases do not overlap, so their sum is at most the trial's wall time (from the start
+#: of ``queue_wait`` to the completion).
+PHASES = ("queue_wait", "claim", "sample", "build", "profile", "latency_lock_wait", "train",
+          "record", "tell")
+
+_CURRENT: contextvars.ContextVar[Timeline | None] = contextvars.ContextVar(
+    "neuromosaic_timeline", default=None)
+
+
+class Timeline:
+    """Seconds spent per phase of one trial, collected while it runs, stored once at its end.
+
+    The worker loop (:func:`neuromosaic_optuna.study.work`) makes one per trial and makes it
+    current (:meth:`current`); the objective adds its phases with :func:`phase`.
+
+    Example:
+        >>> timeline = Timeline()
+        >>> timeline.add("build", 0.25)
+        >>> timeline.add("build", 0.5)
+        >>> timeline.phases
+        {'build': 0.75}
+    """
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` (clipped at 0) to phase ``name`` (one of :data:`PHASES`)."""
+        if name not in PHASES:
+            raise ValueError(f"unknown phase {name!r}; phases: {', '.join(PHASES)}")
+        self.phases[name] = self.phases.get(name, 0.0) + max(0.0, float(seconds))
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[Timeline]:
+        """Within the block, :func:`phase` adds to this timeline."""
+        token = _CURRENT.set(self)
+        try:
+            yield self
+        finally:
+            _CURRENT.reset(token)
+
+    def write(self, trial: optuna.trial.Trial) -> None:
+        """Store the user attribute ``timeline`` on ``trial`` (one storage write), with the
+        wall-clock time of now as ``ended`` (the start of ``tell``)."""
+        trial.set_user_attr(TIMELINE, {"phases": {k: round(v, 6) for k, v in
+                                                  self.phases.items()},
+                                       "ended": time.time()})
+
+
+@contextlib.contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Time the block as phase ``name`` of the current :class:`Timeline` (nothing happens
+    without one, e.g. when an objective runs outside a worker loop).
+
+    Example:
+        >>> with Timeline().current() as timeline, phase("train"):
+        ...     pass
+        >>> list(timeline.phases)
+        ['train']
+    """
+    timeline = _CURRENT.get()
+    if timeline is None:
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timeline.add(name, time.perf_counter() - start)
+
+
+def timeline_of(trial: FrozenTrial) -> dict[str, float]:
+    """A finished trial's timeline: seconds per phase (:data:`PHASES`, those it went
+    through); ``tell`` from the stored end of the objective to ``datetime_complete``. Empty
+    when the trial has none (made by plain Optuna code or an older version).
+
+    Example:
+        >>> import datetime
+        >>> now = datetime.datetime.now()
+        >>> t = optuna.trial.create_trial(value=1.0, user_attrs={"timeline": {
+        ...     "phases": {"claim": 0.01, "train": 1.5}, "ended": now.timestamp() - 0.02}})
+        >>> t.datetime_complete = now
+        >>> timeline = timeline_of(t)
+        >>> timeline["train"], round(timeline["tell"], 2)
+        (1.5, 0.02)
+    """
+    attr = trial.user_attrs.get(TIMELINE)
+    stored = attr.get("phases") if isinstance(attr, Mapping) else None
+    if not isinstance(stored, Mapping):
+        return {}
+    phases = {name: float(stored[name]) for name in PHASES
+              if _number(stored.get(name)) is not None}
+    ended = _number(attr.get("ended")) if isinstance(attr, Mapping) else None
+    if ended is not None and trial.datetime_complete is not None:
+        phases["tell"] = max(0.0, trial.datetime_complete.timestamp() - ended)
+    return phases
+
+
+def timeline_summary(trials: Iterable[FrozenTrial]) -> dict[str, dict[str, float]]:
+    """Per phase, over the trials that have a timeline: ``median_ms``, ``p90_ms`` and
+    ``n`` (trials with that phase).
+
+    Example:
+        >>> trials = [optuna.trial.create_trial(value=1.0, user_attrs={"timeline": {
+        ...     "phases": {"build": b}}}) for b in (0.01, 0.02, 0.03)]
+        >>> timeline_summary(trials)["build"]
+        {'median_ms': 20.0, 'p90_ms': 30.0, 'n': 3.0}
+    """
+    values: dict[str, list[float]] = {}
+    for trial in trials:
+        for name, seconds in timeline_of(trial).items():
+            values.setdefault(name, []).append(seconds * 1e3)
+    summary = {}
+    for name in PHASES:
+        ms = sorted(values.get(name, []))
+        if ms:
+            p90 = ms[min(len(ms) - 1, math.ceil(0.9 * len(ms)) - 1)]
+            summary[name] = {"median_ms": round(statistics.median(ms), 3),
+                             "p90_ms": round(p90, 3), "n": float(len(ms))}
+    return summary
+
+
+def add_phase(name: str, seconds: float) -> None:
+    """Add ``seconds`` to phase ``name`` of the current :class:`Timeline`, if there is one
+    (for a phase measured as a difference, like the latency lock wait inside profiling).
+
+    Example:
+        >>> with Timeline().current() as timeline:
+        ...     add_phase("latency_lock_wait", 0.125)
+        >>> timeline.phases
+        {'latency_lock_wait': 0.125}
+    """
+    timeline = _CURRENT.get()
+    if timeline is not None:
+        timeline.add(name, seconds)

@@ -23,13 +23,13 @@ from neuromosaic_optuna import _compat
 from neuromosaic_optuna.config import ConfigError, StudyConfig
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.pruners import STOPPED_ATTR, make_pruner
-from neuromosaic_optuna.record import status_of
+from neuromosaic_optuna.record import Timeline, status_of
 from neuromosaic_optuna.samplers import make_sampler
 
 __all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
            "MAX_FAILURES_IN_A_ROW", "RemainingTime", "TrialsFailedError", "count_finished",
            "create_study", "open_slots", "preflight", "raise_on_sigterm", "run_study",
-           "run_workers", "study_identity", "study_name_for", "work"]
+           "run_workers", "study_identity", "study_name_for", "work", "worker_threads"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -417,6 +417,14 @@ def _known_failures_in_one_line() -> Iterator[None]:
             handler.removeFilter(quiet)
 
 
+def _write_timeline(timeline: Timeline, trial: optuna.trial.Trial) -> None:
+    """Store the trial's timeline; a storage that cannot take it (lost, or the trial already
+    failed as stale) loses only the timeline: the result's own write reports the problem."""
+    with contextlib.suppress(optuna.exceptions.StorageInternalError,
+                             optuna.exceptions.UpdateFinishedTrialError):
+        timeline.write(trial)
+
+
 def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
          callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
          show_progress_bar: bool = False) -> int:
@@ -430,7 +438,9 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     :data:`MAX_FAILURES_IN_A_ROW` failed trials in a row, after more failed trials than the
     slots found at the start (at least :data:`MAX_FAILURES_IN_A_ROW`), or at once when a trial
     raises a :class:`ConfigError` (bad input only a trial could find), the worker stops with
-    :class:`TrialsFailedError` and stores the reason on the study.
+    :class:`TrialsFailedError` and stores the reason on the study. Each trial stores its
+    timeline (user attribute ``timeline``, read by
+    :func:`neuromosaic_optuna.record.timeline_of`).
     """
     ran: list[int] = []
     failures: list[FrozenTrial] = []  # failed in a row
@@ -442,10 +452,35 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     if study.user_attrs.get(FAILURE_STOP_ATTR):  # an earlier run stopped; this one retries
         study.set_user_attr(FAILURE_STOP_ATTR, None)
 
+    # The trial timeline's boundaries, wall clock: when this worker became free (its previous
+    # trial stored as finished, or now) and the last claim of a slot (start, end).
+    free_since = [time.time()]
+    claimed: list[float] = []
+
+    def on_claim(start: float, end: float) -> None:
+        claimed[:] = [start, end]
+
+    def timed(trial: optuna.trial.Trial) -> Any:
+        timeline = Timeline()
+        if claimed:
+            start, end = claimed
+            timeline.add("queue_wait", start - free_since[0])
+            timeline.add("claim", end - start)
+            timeline.add("sample", time.time() - end)  # the sampler's part of ``ask``
+            claimed.clear()
+        with timeline.current():
+            try:
+                values = objective(trial)
+            except Exception:
+                _write_timeline(timeline, trial)
+                raise
+        _write_timeline(timeline, trial)
+        return values
+
     def tracked(trial: optuna.trial.Trial) -> Any:
         in_flight[:] = [_compat.trial_id(trial)]
         try:
-            return objective(trial)
+            return timed(trial)
         except ConfigError as exc:  # bad input found only now: no other trial can do better
             fatal.append((None, exc))
             trial.set_user_attr("status", "failed")
@@ -463,6 +498,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
 
     def count(_: optuna.Study, trial: FrozenTrial) -> None:
         in_flight.clear()
+        free_since[0] = (trial.datetime_complete.timestamp() if trial.datetime_complete
+                         else time.time())
         ran.append(trial.number)
         if _SIGNALLED:
             raise Interrupted(_SIGNALLED[0])
@@ -483,7 +520,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
     storage_errors = 0
     try:
         # workers only ever run WAITING slots; known failures are logged in one line each
-        with _compat.refuse_new_trials(study, _NoSlot), _known_failures_in_one_line():
+        with _compat.refuse_new_trials(study, _NoSlot), \
+                _compat.time_claims(study, on_claim), _known_failures_in_one_line():
             while not stopping():
                 try:
                     if in_flight:  # its result was lost with the connection: fail and replace it
@@ -629,17 +667,44 @@ def run_study(
     return study
 
 
+@contextlib.contextmanager
+def worker_threads(threads: int) -> Iterator[None]:
+    """Within the block, torch and the BLAS/OpenMP pools of numpy and scikit-learn (the
+    sampler's surrogate) use at most ``threads`` threads; both are restored afterwards.
+
+    Every worker of a shared machine runs in such a block: with the pools at their default
+    (all cores), N workers start N x cores threads, and the sampler's small matrix products
+    then wait on each other (measured on 2 cores: a suggestion took twice as long).
+
+    Example:
+        >>> import torch
+        >>> before = torch.get_num_threads()
+        >>> with worker_threads(1):
+        ...     torch.get_num_threads()
+        1
+        >>> torch.get_num_threads() == before
+        True
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _worker_process(config: StudyConfig, storage_url: str, study_name: str | None,
                     threads: int, storage_options: dict[str, Any]) -> None:
     """Entry point of one worker process (spawned): run slots until none is left."""
-    import torch
-
     from neuromosaic_optuna.storage import make_storage
 
-    torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt, Interrupted, TrialsFailedError), \
-            raise_on_sigterm():  # the caller reports
+            worker_threads(threads), raise_on_sigterm():  # the caller reports
         study = create_study(config, storage=make_storage(storage_url, **storage_options),
                              study_name=study_name)
         objective = Objective(config)
@@ -723,7 +788,8 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     The slots are opened here, once; each worker claims WAITING slots until none is left,
     so the study ends with exactly ``n_trials`` finished trials. The calling process is one
     of the workers (it has torch and the dataset loaded already); ``workers - 1`` more are
-    spawned. torch's threads are split between the workers (``cpu_count // workers`` each,
+    spawned. torch's (and the BLAS pools') threads are split between the workers
+    (:func:`worker_threads`, ``cpu_count // workers`` each,
     at least one; the caller's setting is restored afterwards). The storage must be one that
     several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
@@ -743,8 +809,6 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     """
     import multiprocessing
     import os
-
-    import torch
 
     from neuromosaic_optuna.storage import make_storage
 
@@ -772,10 +836,9 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
                              name=f"neuromosaic-worker-{i}") for i in range(1, workers)]
         for p in procs:
             p.start()
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
         try:
-            work(study, objective, callbacks=callbacks)
+            with worker_threads(threads):
+                work(study, objective, callbacks=callbacks)
         except BaseException as exc:
             for p in procs:  # Ctrl-C reaches the whole group; a SIGTERM only this process
                 if isinstance(exc, Interrupted) and p.is_alive():
@@ -783,8 +846,6 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
             for p in procs:
                 p.join(timeout=30)
             raise
-        finally:
-            torch.set_num_threads(previous_threads)
         for p in procs:
             p.join()
         if STOPPED_ATTR in study.user_attrs:
