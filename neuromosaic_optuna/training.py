@@ -26,11 +26,12 @@ __all__ = ["AUTO_PRECISION", "DivergedError", "TrainResult", "evaluate_accuracy"
            "cuda_device_count", "resolve_device", "resolve_precision", "train_model"]
 
 #: ``precision = "auto"`` on a CUDA device, per architecture family (``summary["family"]``).
-#: From the measurements of issue 16 on one H200 (torch 2.11), not re-measured here: bf16
-#: autocast trains the ViTs fastest (14,598 and 10,247 images/s); for the depthwise ConvNet
-#: (``efficientnet`` family) fp32 (10,993 images/s) beat bf16 with channels_last (4,403);
-#: bf16 without channels_last was not measured, so fp32 stays. Unlisted families: fp32.
-#: channels_last is used nowhere: it measured slower where it was tried.
+#: Measured with ``benchmarks/precision.py`` on one H200 (torch 2.11, 2026-12-04, bare loop,
+#: batch 256, data on the GPU): bf16 autocast trains the ViTs 2.39-2.41x faster than fp32
+#: (fp16 2.26-2.36x); for the depthwise ConvNet (``efficientnet`` family) bf16 is 0.86x and
+#: fp32 with channels_last 0.93x of plain fp32, so fp32 stays. channels_last gained nothing
+#: for the ViTs (1.00-1.02x, 0.93x with bf16 on the largest) and is used nowhere. Unlisted
+#: families: fp32.
 AUTO_PRECISION = {"vit": "bf16", "efficientnet": "fp32"}
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
