@@ -18,6 +18,8 @@ user attribute      meaning
 ``weights_artifact`` the Optuna artifact id of the trained weights
 ``worker``          ``host:pid`` of the process that ran the trial
 ``generation``      the genetic sampler's generation (also read from Optuna's own attribute)
+``rung``            the last successive-halving rung judged: ``{step, ahead, keep, of}``; a
+                    PRUNED trial stopped there (:func:`stopped_rung`)
 ==================  ===========================================================================
 
 Constraints live where Optuna 5 keeps them (``trial.constraints``); a trial is feasible when
@@ -44,6 +46,7 @@ __all__ = [
     "METRICS_ATTR",
     "REASON",
     "ROBUSTNESS",
+    "RUNG",
     "STATUS",
     "WEIGHTS_ARTIFACT",
     "WORKER",
@@ -57,6 +60,7 @@ __all__ = [
     "robustness_details",
     "robustness_metric",
     "status_of",
+    "stopped_rung",
     "trained",
     "violated_constraints",
     "violation",
@@ -74,6 +78,7 @@ ROBUSTNESS = "robustness"
 WEIGHTS_ARTIFACT = "weights_artifact"
 WORKER = "worker"
 GENERATION = "generation"
+RUNG = "rung"
 
 AnyTrial = FrozenTrial | optuna.trial.Trial
 
@@ -164,6 +169,23 @@ def trained(trial: FrozenTrial) -> bool:
 def reason_of(trial: FrozenTrial) -> str:
     """Why the trial is not ``ok`` (empty when no reason was stored)."""
     return str(trial.user_attrs.get(REASON, ""))
+
+
+def stopped_rung(trial: FrozenTrial) -> int | None:
+    """The rung (step, e.g. epoch) at which successive halving stopped a PRUNED trial; None for
+    any other trial (a COMPLETE trial trained at full fidelity, a trial stopped otherwise).
+
+    Example:
+        >>> t = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs={
+        ...     "rung": {"step": 3, "ahead": 4, "keep": 2, "of": 7}})
+        >>> stopped_rung(t), stopped_rung(optuna.trial.create_trial(value=1.0))
+        (3, None)
+    """
+    rung = trial.user_attrs.get(RUNG)
+    if trial.state != optuna.trial.TrialState.PRUNED or not isinstance(rung, Mapping):
+        return None
+    step = rung.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def architecture_of(trial: FrozenTrial) -> dict[str, Any]:
