@@ -297,6 +297,22 @@ def test_front_and_hypervolume_count_full_fidelity_trials_only() -> None:
     assert stopped_rung(study.trials[1]) == 1
 
 
+def test_pareto_command_shows_stopped_trials(capsys: pytest.CaptureFixture[str]) -> None:
+    from neuromosaic_optuna.cli import _print_front
+
+    study = _study()
+    study.add_trial(optuna.trial.create_trial(values=[0.8, 2e6]))
+    for step in (1, 1, 3):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.PRUNED, user_attrs={RUNG: {"step": step, "ahead": 3, "keep": 1,
+                                                        "of": 4}}))
+    _print_front(study, _cfg({}))
+    out = capsys.readouterr().out
+    assert "1 of 1 completed trials" in out
+    assert ("stopped early by successive halving (PRUNED, not on the front): 2 at epoch 1, "
+            "1 at epoch 3") in out
+
+
 # --------------------------------------------------------------------------- workers
 
 def test_async_workers_on_sqlite_finish_exactly_the_requested_trials(tmp_path: Path) -> None:
