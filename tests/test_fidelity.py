@@ -315,24 +315,29 @@ def test_pareto_command_shows_stopped_trials(capsys: pytest.CaptureFixture[str])
 
 # --------------------------------------------------------------------------- workers
 
-def test_async_workers_on_sqlite_finish_exactly_the_requested_trials(tmp_path: Path) -> None:
-    config = nm.load_config({
-        "experiment": {"name": "mf_workers", "architecture_type": "conv_net",
-                       "objectives": ["accuracy", "flops"], "dataset": "digits",
-                       "search_space": {"width_multiplier": [0.25, 1.0],
-                                        "depth_multiplier": [0.5, 1.0]}},
-        "defaults": {"resolution": 16, "max_train_samples": 128, "batch_size": 64,
-                     "epochs": 3, "seed": 1,
-                     "model_options": {"convnet_stages": ["ds_r1_k3_s1_e1_c8",
-                                                          "ir_r1_k3_s2_e2_c16"],
-                                       "convnet_head_channels": 32}},
-        "fidelity": {"min": 1, "reduction_factor": 3}})
-    url = f"sqlite:///{tmp_path / 'mf.db'}"
-    study = nm.run_workers(config, storage_url=url, workers=2, n_trials=7)
+WORKER_CONFIG = {
+    "experiment": {"name": "mf_workers", "architecture_type": "conv_net",
+                   "objectives": ["accuracy", "flops"], "dataset": "digits",
+                   "search_space": {"width_multiplier": [0.25, 1.0],
+                                    "depth_multiplier": [0.5, 1.0]}},
+    "defaults": {"resolution": 16, "max_train_samples": 128, "batch_size": 64,
+                 "epochs": 3, "seed": 1,
+                 "model_options": {"convnet_stages": ["ds_r1_k3_s1_e1_c8",
+                                                      "ir_r1_k3_s2_e2_c16"],
+                                   "convnet_head_channels": 32}},
+    "fidelity": {"min": 1, "reduction_factor": 3}}
+
+
+def _workers_finish_exactly(url: str, n_trials: int) -> None:
+    """Two worker processes (the database the only coordinator) end with exactly
+    ``n_trials`` COMPLETE + PRUNED trials; every stopped trial stopped at rung 1 with one
+    epoch trained, every complete one trained all three."""
+    config = nm.load_config(WORKER_CONFIG)
+    study = nm.run_workers(config, storage_url=url, workers=2, n_trials=n_trials)
     loaded = optuna.load_study(study_name=study.study_name, storage=url)
     states = Counter(t.state for t in loaded.trials)
-    assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == 7
-    assert len(loaded.trials) == 7
+    assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == n_trials, states
+    assert len(loaded.trials) == n_trials
     for t in loaded.trials:
         curve = t.user_attrs["intermediate"]["accuracy"]
         if t.state == TrialState.PRUNED:
@@ -342,6 +347,14 @@ def test_async_workers_on_sqlite_finish_exactly_the_requested_trials(tmp_path: P
             assert t.user_attrs[RUNG]["step"] == 1
     assert {t.number for t in loaded.best_trials} <= {
         t.number for t in loaded.trials if t.state == TrialState.COMPLETE}
+
+
+def test_async_workers_on_sqlite_finish_exactly_the_requested_trials(tmp_path: Path) -> None:
+    _workers_finish_exactly(f"sqlite:///{tmp_path / 'mf.db'}", 7)
+
+
+def test_async_workers_on_postgresql_finish_exactly(postgresql_db_url: str) -> None:
+    _workers_finish_exactly(postgresql_db_url, 5)
 
 
 def test_readme_fidelity_block_loads() -> None:
