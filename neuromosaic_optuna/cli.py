@@ -649,6 +649,14 @@ def _print_front(study: Any, config: StudyConfig, points: Sequence[str] = ()) ->
     infeasible = int((~info.feasible).sum())
     print(f"Pareto front of {study.study_name!r}: {len(info.front)} of {n} completed trials "
           f"({infeasible} infeasible, {int(info.dominated.sum())} feasible but dominated)")
+    from collections import Counter
+
+    from neuromosaic_optuna.record import stopped_rung
+
+    rungs = sorted(r for t in by_number.values() if (r := stopped_rung(t)) is not None)
+    if rungs:
+        at = ", ".join(f"{c} at epoch {r}" for r, c in sorted(Counter(rungs).items()))
+        print(f"stopped early by successive halving (PRUNED, not on the front): {at}")
     if info.non_finite:
         print(f"note: {len(info.non_finite)} completed trial(s) left out because a value is "
               f"NaN or infinite: {', '.join(map(str, info.non_finite[:20]))}"

@@ -60,6 +60,7 @@ __all__ = [
     "BUDGET_WORDS",
     "ConfigError",
     "Constraint",
+    "FidelitySpec",
     "ObjectiveSpec",
     "StudyConfig",
     "load_config",
@@ -112,6 +113,37 @@ class Constraint:
 
 
 @dataclass(frozen=True)
+class FidelitySpec:
+    """The ``[fidelity]`` table: how far a trial is trained before each early-stopping rung.
+
+    Attributes:
+        resource: What grows from rung to rung; ``"epochs"`` (trials are stopped early, never
+            restarted).
+        min: The first rung.
+        max: Full fidelity: what a trial that is never stopped trains (the study's ``epochs``).
+        reduction_factor: ``eta``: at each rung only the top ``1 / eta`` continue.
+
+    Example:
+        >>> FidelitySpec(min=1, max=9, reduction_factor=3).rungs
+        (1, 3)
+    """
+
+    resource: str = "epochs"
+    min: int = 1
+    max: int = 3
+    reduction_factor: int = 3
+
+    @property
+    def rungs(self) -> tuple[int, ...]:
+        """``min * reduction_factor ** k`` below ``max``: where trials are ranked."""
+        out, r = [], self.min
+        while r < self.max:
+            out.append(r)
+            r *= self.reduction_factor
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """A fully merged study configuration. Build it with :func:`load_config`."""
 
@@ -151,6 +183,7 @@ class StudyConfig:
     transfer_strategy: str | None = None
     perturbations: Mapping[str, Any] | None = None
     robustness_metrics: tuple[str, ...] = ()
+    fidelity: FidelitySpec | None = None
     description: str = ""
     budget: str | None = None
     experiment: Mapping[str, Any] = field(default_factory=dict)
@@ -204,7 +237,9 @@ ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
     "artifact_dir",
 })
 
-_TOP_LEVEL = frozenset({"experiment", "defaults", "budget", "description"})
+_TOP_LEVEL = frozenset({"experiment", "defaults", "budget", "description", "fidelity"})
+_FIDELITY_RESOURCES = ("epochs",)
+_FIDELITY_PLANNED = ("train_fraction", "resolution")
 _OPTIMIZERS = ("adamw", "adam", "sgd")
 _ARCH_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -655,7 +690,7 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
     for key in data:
         if key not in _TOP_LEVEL:
             raise ConfigError(key, "unknown top-level key; a study file has [experiment], "
-                              "[defaults], [budget] and description")
+                              "[defaults], [budget], [fidelity] and description")
     layers: list[tuple[str, Mapping[str, Any], frozenset[str]]] = []
     if "defaults" in data:
         layers.append(("defaults", _expect_table(data["defaults"], "defaults"), ALL_KEYS))
@@ -692,8 +727,39 @@ def load_config(data: Mapping[str, Any], *, budget: str | None = None,
     description = merged.get("description", "")
     if "description" in data:
         description = _expect_str(data["description"], "description")
+    if "fidelity" in data:
+        merged["fidelity"] = _parse_fidelity(data["fidelity"], merged)
     return _build(merged, experiment=dict(experiment), budget=chosen, source=source,
                   description=description)
+
+
+def _parse_fidelity(value: Any, merged: dict[str, Any]) -> FidelitySpec:
+    """The ``[fidelity]`` table; ``max`` defaults to the merged ``epochs`` (so budget presets
+    keep their epochs) and, when given, becomes it (full fidelity is what an unstopped trial
+    trains)."""
+    table = _expect_table(value, "fidelity")
+    allowed = ("resource", "min", "max", "reduction_factor")
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"fidelity.{key}", f"unknown key; allowed: {', '.join(allowed)}")
+    resource = table.get("resource", "epochs")
+    if resource in _FIDELITY_PLANNED:
+        raise ConfigError("fidelity.resource", f"{resource!r} is not implemented yet; use "
+                          "\"epochs\" (trials stopped early at rungs)")
+    if resource not in _FIDELITY_RESOURCES:
+        raise ConfigError("fidelity.resource", f"expected \"epochs\", got {resource!r}")
+    low = _expect_int(table.get("min", 1), "fidelity.min", low=1, high=100_000)
+    eta = _expect_int(table.get("reduction_factor", 3), "fidelity.reduction_factor", low=2,
+                      high=1000)
+    if "max" in table:
+        high = _expect_int(table["max"], "fidelity.max", low=1, high=100_000)
+        if high <= low:
+            raise ConfigError("fidelity.max", f"must exceed fidelity.min ({low}), got {high}")
+        merged["epochs"] = high
+        merged.setdefault("_origin", {})["epochs"] = "fidelity.max"
+    else:  # a budget with few epochs (smoke) may leave no rung below max: nothing is stopped
+        high = int(merged.get("epochs", StudyConfig.epochs))
+    return FidelitySpec(str(resource), low, high, eta)
 
 
 def _merge_layer(merged: dict[str, Any], layer_name: str, layer: Mapping[str, Any],

@@ -13,6 +13,11 @@ to the trial's resolution, and integer labels. Nothing is ever downloaded.
 * ``imagenet``: an ImageFolder tree ``train/<class>/*.JPEG`` and ``val/<class>/*.JPEG`` (the
   official validation images sorted into class folders). ``val/`` is the *test* split (ImageNet's
   test labels are not public); the search's validation split is held out of ``train/``.
+* ``fashion_mnist``: Fashion-MNIST (or any MNIST-format folder) as IDX files, gzip or plain
+  (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``, ``t10k-...``), read by
+  :mod:`neuromosaic_optuna._idx`; found at Debian's ``/usr/share/datasets/fashion-mnist/``
+  (``apt-get install dataset-fashion-mnist``) when nowhere else. Grey 28×28 images repeated on
+  3 channels; validation held out of the training files like ``cifar10``.
 * ``imagefolder``: any ImageFolder tree with ``train/`` and optional ``val/`` and ``test/``;
   a missing split is held out of ``train/`` (seeded, stratified). Images are resized on their
   shorter side and centre-cropped to the resolution.
@@ -73,7 +78,7 @@ __all__ = [
     "stratified_subset",
 ]
 
-DATASETS = ("digits", "cifar10", "imagenet", "imagefolder")
+DATASETS = ("digits", "cifar10", "imagenet", "imagefolder", "fashion_mnist")
 
 #: Float splits up to this size (all three together) are materialised as ``TensorDataset``.
 IN_MEMORY_BYTES = 512 * 2**20
@@ -91,6 +96,8 @@ class _Source:
     description: str
     env: str
     expects: str
+    default: str | None = None  # a system-wide folder looked in last, and how to install it
+    install: str = ""
 
 
 _SOURCES = {
@@ -108,6 +115,12 @@ _SOURCES = {
         "any ImageFolder tree; missing val/ or test/ splits are held out of train/",
         "NEUROMOSAIC_IMAGEFOLDER_DIR",
         "train/<class>/<images> with optional val/<class>/ and test/<class>/"),
+    "fashion_mnist": _Source(
+        "Fashion-MNIST, 70,000 28x28 grey images of clothes in 10 classes (IDX files)",
+        "NEUROMOSAIC_FASHION_MNIST_DIR",
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+        "t10k-labels-idx1-ubyte (each plain or .gz)",
+        "/usr/share/datasets/fashion-mnist", "apt-get install dataset-fashion-mnist"),
 }
 
 
@@ -217,6 +230,9 @@ def load_dataset(name: str, *, resolution: int, seed: int = 0,
     elif key == "cifar10":
         splits = _cifar10(_locate(key, path), resolution, seed, val_fraction, max_train_samples,
                           as_bytes=as_bytes)
+    elif key == "fashion_mnist":
+        splits = _fashion_mnist(_locate(key, path), resolution, seed, val_fraction,
+                                max_train_samples)
     else:
         splits = _image_folder(key, _locate(key, path), resolution, seed, val_fraction)
         parts = (splits.train, splits.val, splits.test)
@@ -407,6 +423,8 @@ def _candidates(name: str, path: str | os.PathLike[str] | None
         out.append((None, f"${_DATA_DIR_ENV}/{name} (not set)"))
     cache = _CACHE_DIR.expanduser() / name
     out.append((cache, str(cache)))
+    if _SOURCES[name].default:
+        out.append((Path(str(_SOURCES[name].default)), str(_SOURCES[name].default)))
     return out
 
 
@@ -422,8 +440,9 @@ def _locate(name: str, path: str | os.PathLike[str] | None) -> Path:
         looked.append(label)
     src = _SOURCES[name]
     raise ConfigError("dataset_path", f"{name} not found (nothing is downloaded); looked in "
-                      f"{', '.join(looked)}; expected {src.expects}; set dataset_path in the study "
-                      f"file or the environment variable {src.env}")
+                      f"{', '.join(looked)}; expected {src.expects}; "
+                      + (f"run `{src.install}` or " if src.install else "")
+                      + f"set dataset_path in the study file or the environment variable {src.env}")
 
 
 def _head(ds: Dataset[Any], n: int) -> Dataset[Any]:
@@ -806,6 +825,27 @@ def _cifar10(root: Path, resolution: int, seed: int, val_fraction: float,
                              ByteImageDataset(x_test, y_test, resolution))  # type: ignore[arg-type]
     return DatasetSplits(
         "cifar10", num_classes, resolution,
+        _image_split(x_train[tr], y_train[tr], resolution, in_memory),
+        _image_split(x_train[va], y_train[va], resolution, in_memory),
+        _image_split(x_test, y_test, resolution, in_memory))
+
+
+def _fashion_mnist(root: Path, resolution: int, seed: int, val_fraction: float,
+                   max_train_samples: int | None) -> DatasetSplits:
+    """An MNIST-format folder (:mod:`neuromosaic_optuna._idx`) split like :func:`_cifar10`."""
+    import torch
+
+    from neuromosaic_optuna._idx import read_idx_split
+
+    (x_tr, y_tr), (x_te, y_te) = read_idx_split(root, "train"), read_idx_split(root, "test")
+    x_train, x_test = (torch.from_numpy(x).unsqueeze(1).expand(-1, 3, -1, -1) for x in (x_tr, x_te))
+    y_train, y_test = torch.from_numpy(y_tr).long(), torch.from_numpy(y_te).long()
+    tr, va = _stratified_parts(y_train, seed, [val_fraction])
+    if max_train_samples is not None:
+        tr = tr[:max_train_samples]
+    in_memory = (len(tr) + len(va) + len(x_test)) * 3 * resolution**2 * 4 <= IN_MEMORY_BYTES
+    return DatasetSplits(
+        "fashion_mnist", int(max(y_train.max(), y_test.max())) + 1, resolution,
         _image_split(x_train[tr], y_train[tr], resolution, in_memory),
         _image_split(x_train[va], y_train[va], resolution, in_memory),
         _image_split(x_test, y_test, resolution, in_memory))

@@ -20,6 +20,8 @@ user attribute      meaning
 ``generation``      the genetic sampler's generation (also read from Optuna's own attribute)
 ``timeline``        seconds the worker spent in each phase of the trial (:data:`PHASES`) and
                     the wall-clock time the trial's objective ended (``ended``)
+``rung``            the last successive-halving rung judged: ``{step, ahead, keep, of}``; a
+                    PRUNED trial stopped there (:func:`stopped_rung`)
 ==================  ===========================================================================
 
 Constraints live where Optuna 5 keeps them (``trial.constraints``); a trial is feasible when
@@ -52,6 +54,7 @@ __all__ = [
     "PHASES",
     "REASON",
     "ROBUSTNESS",
+    "RUNG",
     "STATUS",
     "TIMELINE",
     "Timeline",
@@ -72,6 +75,7 @@ __all__ = [
     "status_of",
     "timeline_of",
     "timeline_summary",
+    "stopped_rung",
     "trained",
     "violated_constraints",
     "violation",
@@ -92,6 +96,7 @@ GENERATION = "generation"
 #: Study user attribute: re-evaluation runs per trial number (``neuromosaic reevaluate``).
 REEVALUATION_ATTR = "reevaluation"
 TIMELINE = "timeline"
+RUNG = "rung"
 
 AnyTrial = FrozenTrial | optuna.trial.Trial
 
@@ -207,6 +212,23 @@ def trained(trial: FrozenTrial) -> bool:
 def reason_of(trial: FrozenTrial) -> str:
     """Why the trial is not ``ok`` (empty when no reason was stored)."""
     return str(trial.user_attrs.get(REASON, ""))
+
+
+def stopped_rung(trial: FrozenTrial) -> int | None:
+    """The rung (step, e.g. epoch) at which successive halving stopped a PRUNED trial; None for
+    any other trial (a COMPLETE trial trained at full fidelity, a trial stopped otherwise).
+
+    Example:
+        >>> t = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, user_attrs={
+        ...     "rung": {"step": 3, "ahead": 4, "keep": 2, "of": 7}})
+        >>> stopped_rung(t), stopped_rung(optuna.trial.create_trial(value=1.0))
+        (3, None)
+    """
+    rung = trial.user_attrs.get(RUNG)
+    if trial.state != optuna.trial.TrialState.PRUNED or not isinstance(rung, Mapping):
+        return None
+    step = rung.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def architecture_of(trial: FrozenTrial) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def test_module_doctests() -> None:
 
 
 def test_datasets_and_info() -> None:
-    assert DATASETS == ("digits", "cifar10", "imagenet", "imagefolder")
+    assert DATASETS == ("digits", "cifar10", "imagenet", "imagefolder", "fashion_mnist")
     for name in DATASETS:
         line = dataset_info(name)
         assert line.startswith(f"{name}: ") and "\n" not in line

@@ -26,7 +26,7 @@ STAGES: dict[str, int] = {
     "config": 1,
     "space": 2,
     "models": 3,
-    "profiling": 4, "data": 4, "training": 4, "robustness": 4,
+    "profiling": 4, "data": 4, "_idx": 4, "training": 4, "robustness": 4,
     "pareto": 5,
     "constraints": 6, "objective": 6, "samplers": 6, "pruners": 6, "warmstart": 6,
     "storage": 6,

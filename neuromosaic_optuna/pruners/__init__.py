@@ -19,6 +19,9 @@ calls a multi-objective study's pruner. This module makes early stopping work in
   before training and read from the trial's user attribute ``metrics`` (completed trials: from
   their values).
 * :class:`HypervolumeStagnationCallback` stops a study whose hypervolume stalls.
+* A study file's ``[fidelity]`` table (``min``, ``max``, ``reduction_factor`` epochs) runs
+  :class:`MultiObjectiveSuccessiveHalvingPruner` (asynchronous MO-ASHA) at its rungs;
+  :func:`rung_decision` is its rule at one rung, a pure function of the results there.
 
 The *optimistic estimate* used by the dominance and constraint pruners: a trial at step ``s``
 with value ``v`` may still gain, at most, the largest gain ``max_j (final_j - value_j(s))``
@@ -55,7 +58,11 @@ from neuromosaic_optuna.pruners._decide import should_prune
 from neuromosaic_optuna.pruners._divergence import DivergencePruner
 from neuromosaic_optuna.pruners._dominance import ParetoDominancePruner
 from neuromosaic_optuna.pruners._stagnation import STOPPED_ATTR, HypervolumeStagnationCallback
-from neuromosaic_optuna.pruners._successive_halving import MultiObjectiveSuccessiveHalvingPruner
+from neuromosaic_optuna.pruners._successive_halving import (
+    MultiObjectiveSuccessiveHalvingPruner,
+    RungDecision,
+    rung_decision,
+)
 
 __all__ = [
     "DEFAULT_PRUNER",
@@ -69,11 +76,13 @@ __all__ = [
     "HypervolumeStagnationCallback",
     "MultiObjectiveSuccessiveHalvingPruner",
     "ParetoDominancePruner",
+    "RungDecision",
     "Verdict",
     "epoch_hook_for",
     "intermediate_values",
     "make_pruner",
     "report",
+    "rung_decision",
     "should_prune",
     "stop_callback_for",
 ]

@@ -74,6 +74,8 @@ def make_pruner(config: StudyConfig) -> BasePruner:
     """
     options = {k: v for k, v in config.pruner.items() if k not in _EXTRA_KEYS}
     name = config.pruner.get("name")
+    if config.fidelity is not None:
+        name = _fidelity_options(config, name, options)
     if name is None:
         if options:
             raise ConfigError("pruner.name", "missing; name a pruner, e.g. "
@@ -106,6 +108,25 @@ def make_pruner(config: StudyConfig) -> BasePruner:
     guard = instantiate(DivergencePruner, dict(divergence), "pruner.divergence",
                         field_errors=True)
     return CombinedPruner(pruners=[guard, pruner])
+
+
+def _fidelity_options(config: StudyConfig, name: Any, options: dict[str, Any]) -> str:
+    """``[fidelity]`` runs :class:`MultiObjectiveSuccessiveHalvingPruner` at its rungs, judging
+    the study's constraints at each rung; ``[pruner]`` may only add that pruner's arguments."""
+    fidelity = config.fidelity
+    assert fidelity is not None
+    ours = MultiObjectiveSuccessiveHalvingPruner.__name__
+    if name is not None and name != ours:
+        raise ConfigError("pruner.name", f"{name} conflicts with [fidelity], which stops trials "
+                          f"with {ours}; drop pruner.name or the [fidelity] table")
+    for key in ("rungs", "min_resource", "reduction_factor", "max_resource"):
+        if key in options:
+            raise ConfigError(f"pruner.{key}", "set by [fidelity] (min, max, reduction_factor); "
+                              "drop it from [pruner]")
+    options.update(min_resource=fidelity.min, reduction_factor=fidelity.reduction_factor,
+                   max_resource=fidelity.max)
+    options.setdefault("bounds", {c.name: c.bound for c in config.constraints})
+    return ours
 
 
 def _build_stop(options: Mapping[str, Any]) -> HypervolumeStagnationCallback:

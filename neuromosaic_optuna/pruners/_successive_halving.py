@@ -1,9 +1,11 @@
-""":class:`MultiObjectiveSuccessiveHalvingPruner`: successive halving by non-dominated rank."""
+""":class:`MultiObjectiveSuccessiveHalvingPruner`: asynchronous successive halving (MO-ASHA) by
+non-dominated rank, and :func:`rung_decision`, the pure rule it applies at a rung."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import optuna
@@ -16,32 +18,126 @@ from neuromosaic_optuna.pareto import (
 from neuromosaic_optuna.pruners._base import (
     CurvePruner,
     Verdict,
+    _check_float,
     _check_int,
     _cost,
     _Objectives,
     _objectives,
 )
 from neuromosaic_optuna.pruners._curves import _curve, _latest_step
+from neuromosaic_optuna.record import RUNG, metric_value
+
+
+class RungDecision(NamedTuple):
+    """What :func:`rung_decision` says about one trial at a rung.
+
+    Attributes:
+        promote: The trial continues.
+        ahead: How many trials at the rung rank strictly before it.
+        keep: How many continue: ``max(1, n // reduction_factor)``.
+        n: Trials at the rung, itself included.
+        pareto_rank: Its non-domination rank among the feasible finite trials (0 = front);
+            ``-1`` when it is infeasible or non-finite.
+    """
+
+    promote: bool
+    ahead: int
+    keep: int
+    n: int
+    pareto_rank: int
+
+
+def _unique_crowding(values: np.ndarray) -> np.ndarray:
+    """Crowding distance of each row, equal for equal rows (computed on the distinct points),
+    so a duplicate of a trial gets the same decision whatever the order of arrival."""
+    unique, inverse = np.unique(values, axis=0, return_inverse=True)
+    return crowding_distance(unique)[inverse.reshape(-1)]
+
+
+def rung_decision(points: Sequence[Sequence[float]], directions: Sequence[str], *,
+                  reduction_factor: int, violations: Sequence[float] | None = None,
+                  index: int = 0) -> RungDecision:
+    """Does trial ``index`` continue past a rung? The asynchronous rule of ASHA for several
+    objectives (MO-ASHA, Schmucker et al. 2021): it continues when fewer than
+    ``max(1, n // reduction_factor)`` of the ``n`` trials at the rung rank strictly before it.
+
+    The order: feasible trials with finite values first, by non-domination rank, then by
+    crowding distance within their front (larger first; equal points share one distance);
+    then infeasible trials, by violation (smaller first); then trials with a non-finite value
+    (diverged), last. Ties favour the trial, so duplicates of a promoted trial are promoted.
+
+    Args:
+        points: ``(n, m)`` objective values of the trials at the rung (NaN or inf: non-finite).
+        directions: ``"maximize"`` / ``"minimize"`` per column.
+        reduction_factor: ``eta``, at least 2.
+        violations: Per trial, ``> 0`` when it violates a constraint (default: all feasible).
+        index: The row of the trial being judged.
+
+    Returns:
+        A :class:`RungDecision`.
+
+    Example:
+        >>> pts = [[0.70, 2e6], [0.50, 1e6], [0.90, 3e6], [0.40, 2e6]]
+        >>> rung_decision(pts, ["maximize", "minimize"], reduction_factor=2).promote
+        False
+        >>> rung_decision(pts, ["maximize", "minimize"], reduction_factor=2, index=2)
+        RungDecision(promote=True, ahead=0, keep=2, n=4, pareto_rank=0)
+    """
+    values = np.asarray(points, dtype=float).reshape(len(points), -1)
+    n = len(values)
+    viol = np.zeros(n) if violations is None else np.asarray(violations, dtype=float)
+    viol = np.where(np.isnan(viol), np.inf, viol)
+    finite = np.isfinite(values).all(axis=1)
+    feasible = finite & (viol <= 0)
+    keys = np.full((n, 3), np.inf)
+    keys[finite & ~feasible, 0] = 1.0
+    keys[finite & ~feasible, 1] = viol[finite & ~feasible]
+    keys[~finite, 0] = 2.0
+    keys[~finite, 1:] = 0.0
+    rank = np.full(n, -1)
+    if feasible.any():
+        members = np.flatnonzero(feasible)
+        ranks = pareto_ranks(values[members], list(directions))
+        rank[members] = ranks
+        keys[members, 0] = 0.0
+        keys[members, 1] = ranks
+        for r in np.unique(ranks):
+            front = members[ranks == r]
+            keys[front, 2] = -_unique_crowding(values[front])
+    keys[keys[:, 0] == 1.0, 2] = 0.0
+    mine = keys[index]
+    before = ((keys[:, 0] < mine[0])
+              | ((keys[:, 0] == mine[0]) & (keys[:, 1] < mine[1]))
+              | ((keys[:, 0] == mine[0]) & (keys[:, 1] == mine[1]) & (keys[:, 2] < mine[2])))
+    ahead = int(np.sum(before))
+    keep = max(1, n // reduction_factor)
+    return RungDecision(ahead < keep, ahead, keep, n, int(rank[index]))
 
 
 class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
-    """Successive halving by Pareto rank: at each rung keep the top ``1 / reduction_factor``.
+    """Asynchronous successive halving by Pareto rank (MO-ASHA): at each rung keep the top
+    ``1 / reduction_factor``.
 
-    A trial that reports a rung step is ranked against every other trial that reported the same
-    step (running, pruned or complete; all trained, so all within the cost constraints): by
+    A stopping-type scheduler, as Optuna's ``SuccessiveHalvingPruner``: a trial that reports a
+    rung step is ranked against every other trial that reported the same step (running, pruned
+    or complete, in any worker: the storage is the only coordinator) by :func:`rung_decision`:
     non-domination rank over the study's objectives (reported metrics at the rung, costs from
-    the user attribute ``metrics``; an objective unknown for the trial is left out), then by
-    crowding distance within its front (larger first). It continues when fewer than
-    ``max(1, n // reduction_factor)`` of the ``n`` trials at the rung (itself included) rank
-    strictly before it, so ties favour it (the asynchronous rule of Optuna's
-    ``SuccessiveHalvingPruner``, ASHA).
+    the user attribute ``metrics``; an objective unknown for the trial is left out), then
+    crowding distance; trials that violate ``bounds`` at the rung rank after every feasible
+    one, and trials with a non-finite value last. The rung is stored in the user attribute
+    ``rung`` (:data:`~neuromosaic_optuna.record.RUNG`), so a PRUNED trial says where it was
+    stopped (:func:`~neuromosaic_optuna.record.stopped_rung`). A trial with a non-finite
+    objective at a rung is stopped at once.
 
     Args:
         rungs: Steps (epochs) at which trials are ranked, increasing; default
-            ``min_resource * reduction_factor ** k`` for k = 0, 1, ...
+            ``min_resource * reduction_factor ** k`` for k = 0, 1, ... below ``max_resource``.
         min_resource: First rung when ``rungs`` is not given.
         reduction_factor: ``eta``, at least 2.
         n_startup_trials: Prune at a rung only when this many other trials reached it.
+        max_resource: Full fidelity (the last epoch); no rung at or after it. Default: none.
+        bounds: Constraints judged at the rung, ``{"min_accuracy": 0.8, "max_flops": 1e8}``
+            (values in base units); a metric neither reported nor known is ignored.
 
     Raises:
         ValueError: On an invalid argument (the message names it).
@@ -60,10 +156,14 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
     """
 
     def __init__(self, *, rungs: Sequence[int] | None = None, min_resource: int = 1,
-                 reduction_factor: int = 3, n_startup_trials: int = 0) -> None:
+                 reduction_factor: int = 3, n_startup_trials: int = 0,
+                 max_resource: int | None = None,
+                 bounds: Mapping[str, float] | None = None) -> None:
         self.min_resource = _check_int("min_resource", min_resource, 1)
         self.reduction_factor = _check_int("reduction_factor", reduction_factor, 2)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 0)
+        self.max_resource = (None if max_resource is None
+                             else _check_int("max_resource", max_resource, 1))
         if rungs is not None:
             if isinstance(rungs, (str, bytes)) or not isinstance(rungs, Sequence) or not rungs:
                 raise ValueError(f"rungs: expected a non-empty list of steps, got {rungs!r}")
@@ -72,9 +172,20 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
                 raise ValueError(f"rungs: must increase strictly, got {list(rungs)}")
             rungs = checked
         self.rungs: list[int] | None = rungs
+        self.bounds: dict[str, tuple[str, str, float]] = {}
+        if bounds is not None and not isinstance(bounds, Mapping):
+            raise ValueError(f"bounds: expected a table such as {{'min_accuracy': 0.8}}, got "
+                             f"{bounds!r}")
+        for key, bound in (bounds or {}).items():
+            kind, _, metric = str(key).partition("_")
+            if kind not in ("min", "max") or not metric:
+                raise ValueError(f"bounds: {key!r} is not min_<metric> or max_<metric>")
+            self.bounds[key] = (kind, metric, _check_float(f"bounds.{key}", bound, -math.inf))
 
     def is_rung(self, step: int) -> bool:
         """True when trials are ranked at ``step``."""
+        if self.max_resource is not None and step >= self.max_resource:
+            return False
         if self.rungs is not None:
             return step in self.rungs
         r = self.min_resource
@@ -85,7 +196,8 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
     @staticmethod
     def _point(trial: FrozenTrial, step: int, objectives: _Objectives,
                columns: Sequence[int], reported: Sequence[int]) -> list[float] | None:
-        """Reported objectives at ``step`` and known costs; None when one is missing."""
+        """Objectives at ``step`` (reported ones from the curve, costs from ``metrics``);
+        None when one is missing, NaN in place of a non-finite value."""
         row = []
         for i in columns:
             name = objectives.names[i]
@@ -93,10 +205,25 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
                 value = _curve(trial, name, objectives.single_name).get(step)
             else:
                 value = _cost(trial, name, objectives)
-            if value is None or not math.isfinite(value):
+            if value is None:
                 return None
-            row.append(float(value))
+            row.append(float(value) if math.isfinite(value) else math.nan)
         return row
+
+    def _violation(self, trial: FrozenTrial, step: int, objectives: _Objectives) -> float:
+        """Summed relative violation of :attr:`bounds` at ``step`` (0: feasible)."""
+        total = 0.0
+        for kind, metric, bound in self.bounds.values():
+            value: float | None = _curve(trial, metric, objectives.single_name).get(step)
+            if value is None:
+                value = metric_value(trial, metric)  # a cost known before training
+            if value is None:
+                continue
+            if not math.isfinite(value):
+                return math.inf
+            gap = bound - value if kind == "min" else value - bound
+            total += max(0.0, gap) / max(abs(bound), 1e-12)
+        return total
 
     def judge(self, study: optuna.Study, trial: FrozenTrial) -> Verdict:
         """See the class docstring."""
@@ -111,9 +238,10 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
         columns = [i for i in range(len(objectives.names))
                    if i in reported or _cost(trial, objectives.names[i], objectives) is not None]
         mine = self._point(trial, step, objectives, columns, reported)
-        if mine is None:
-            return Verdict(True, f"non-finite {objectives.names[reported[0]]} at rung {step}")
-        others = []
+        if mine is None or not all(math.isfinite(v) for v in mine):
+            return Verdict(True, f"non-finite {objectives.names[reported[0]]} at rung {step}",
+                           {RUNG: {"step": step, "ahead": -1, "keep": 0, "of": 0}})
+        points, violations = [mine], [self._violation(trial, step, objectives)]
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number or t.state == TrialState.FAIL:
                 continue
@@ -122,21 +250,17 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
                 continue
             row = self._point(t, step, objectives, columns, reported)
             if row is not None:
-                others.append(row)
-        n = len(others) + 1
-        if len(others) < self.n_startup_trials:
+                points.append(row)
+                violations.append(self._violation(t, step, objectives))
+        if len(points) - 1 < self.n_startup_trials:
             return Verdict(False)
-        directions = [objectives.directions[i] for i in columns]
-        values = np.asarray([mine, *others], dtype=float)
-        ranks = pareto_ranks(values, directions)
-        crowd = np.zeros(n)
-        for r in np.unique(ranks):
-            members = np.flatnonzero(ranks == r)
-            crowd[members] = crowding_distance(values[members])
-        ahead = int(np.sum((ranks < ranks[0]) | ((ranks == ranks[0]) & (crowd > crowd[0]))))
-        keep = max(1, n // self.reduction_factor)
-        attrs = {"rung": {"step": step, "ahead": ahead, "keep": keep, "of": n}}
-        if ahead < keep:
+        decision = rung_decision(points, [objectives.directions[i] for i in columns],
+                                 reduction_factor=self.reduction_factor, violations=violations)
+        attrs = {RUNG: {"step": step, "ahead": decision.ahead, "keep": decision.keep,
+                        "of": decision.n}}
+        if decision.promote:
             return Verdict(False, "", attrs)
-        return Verdict(True, f"rung {step}: {ahead} of {n} trials rank ahead (Pareto rank "
-                             f"{int(ranks[0])}); only the top {keep} continue", attrs)
+        standing = (f"Pareto rank {decision.pareto_rank}" if decision.pareto_rank >= 0
+                    else "violates a constraint")
+        return Verdict(True, f"rung {step}: {decision.ahead} of {decision.n} trials rank ahead "
+                             f"({standing}); only the top {decision.keep} continue", attrs)
