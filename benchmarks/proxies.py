@@ -189,17 +189,74 @@ def report(cells: list[int], *, batch: int, seed: int) -> None:
           "accuracy; combinations scored on out-of-fold predictions)")
 
 
+def compare_predictors(cells: list[int], *, batch: int, seed: int, train_size: int,
+                       repeats: int) -> None:
+    """Rank correlation on held-out cells of predictors trained on ``train_size`` cells."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from neuromosaic_optuna.predictor import FAMILIES, PerformancePredictor, architecture_features
+    from neuromosaic_optuna.space import SearchSpace
+
+    cache = _read_cache(batch, seed)
+    indices = np.array([i for i in cells if i in cache])
+    if len(indices) < train_size + 50:
+        print(f"\npredictors: only {len(indices)} cells cached; need {train_size + 50}")
+        return
+    table = NASBench201Table()
+    space = SearchSpace(table.default_search_space)
+    cell_params = [NASBench201Table.cell(int(i)) for i in indices]
+    proxy_names = [name for name in PROXIES if name not in ("params", "flops")]
+    rows = [cache[int(i)] for i in indices]
+    full = architecture_features(cell_params, space.distributions, rows, [*proxy_names, "params"])
+    width = len(full[0]) - len(proxy_names) - 1
+    feature_sets = {"encoding": full[:, :width], "proxies": full[:, width:],
+                    "encoding+proxies": full}
+    configs = [(family, "encoding+proxies") for family in FAMILIES]
+    configs += [("forest", "encoding"), ("forest", "proxies")]
+    print(f"\nPredictors trained on {train_size} cells, ranked on the other "
+          f"{len(indices) - train_size} (median over {repeats} draws; seconds: fit + predict)")
+    header = f"{'family / features':<34}" + "".join(
+        f"{title + ' rho':>19}{'tau':>7}" for _, title in DATASETS) + f"{'seconds':>9}"
+    print(header)
+    print("-" * len(header))
+    truths = {name: table.arrays(name)["accuracy_mean"][indices] for name, _ in DATASETS}
+    for family, feature_name in configs:
+        x = feature_sets[feature_name]
+        line = f"{family + ' / ' + feature_name:<34}"
+        seconds: list[float] = []
+        for label, _ in DATASETS:
+            y = truths[label]
+            rhos, taus = [], []
+            for repeat in range(repeats):
+                order = np.random.default_rng([seed, repeat]).permutation(len(indices))
+                train, test = order[:train_size], order[train_size:]
+                t0 = time.perf_counter()
+                model = PerformancePredictor(family=family, seed=repeat).fit(x[train], y[train])
+                mean, _ = model.predict(x[test])
+                seconds.append(time.perf_counter() - t0)
+                rhos.append(spearmanr(mean, y[test]).statistic)
+                taus.append(kendalltau(mean, y[test]).statistic)
+            line += f"{np.median(rhos):>19.3f}{np.median(taus):>7.3f}"
+        print(line + f"{np.median(seconds):>9.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compute", type=int, default=1, help="0: only print from the cache")
+    parser.add_argument("--train-size", type=int, default=100,
+                        help="cells a predictor is trained on (0: skip the predictors)")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cells = sample_cells(args.cells, args.seed)
     if args.compute:
         compute(cells, batch=args.batch, seed=args.seed)
     report(cells, batch=args.batch, seed=args.seed)
+    if args.train_size:
+        compare_predictors(cells, batch=args.batch, seed=args.seed, train_size=args.train_size,
+                           repeats=args.repeats)
 
 
 if __name__ == "__main__":
