@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from neuromosaic_optuna.models import BuildContext, get_builder
+from neuromosaic_optuna.models import BuildContext
 from neuromosaic_optuna.models.nasbench201 import NASBench201Table, to_arch_str
-from neuromosaic_optuna.proxies import PROXIES, compute_proxies, proxy_rank_correlations
+from neuromosaic_optuna.proxies import PROXIES, proxy_rank_correlations, score_architecture
 
 CACHE = Path(__file__).parent / "data" / "nb201_proxies.csv"
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -97,7 +97,6 @@ def compute(cells: list[int], *, batch: int, seed: int) -> None:
         return
     torch.set_num_threads(1)
     x, y = stand_in_batch(batch, seed)
-    builder = get_builder("nasbench201_net")
     ctx = BuildContext(num_classes=10, resolution=32)
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     new_file = not CACHE.exists()
@@ -109,9 +108,7 @@ def compute(cells: list[int], *, batch: int, seed: int) -> None:
         for n, index in enumerate(todo, 1):
             cell = NASBench201Table.cell(index)
             t0 = time.perf_counter()
-            torch.manual_seed(seed)
-            model = builder(cell, ctx).model
-            scores = compute_proxies(model, x, y)
+            scores = score_architecture("nasbench201_net", cell, ctx, x, y, seed=seed)
             seconds = time.perf_counter() - t0
             writer.writerow([index, to_arch_str(cell), *(repr(scores[p]) for p in PROXIES),
                              f"{seconds:.3f}", batch, seed])

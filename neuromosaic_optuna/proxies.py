@@ -43,6 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neuromosaic_optuna.models import BuildContext, get_builder
 from neuromosaic_optuna.profiling import count_flops, count_params
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "jacob_cov",
     "naswot",
     "proxy_rank_correlations",
+    "score_architecture",
     "snip",
     "synflow",
 ]
@@ -282,6 +284,46 @@ def compute_proxies(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     if "flops" in wanted:
         scores["flops"] = float(count_flops(model, tuple(inputs.shape[1:])))  # type: ignore[arg-type]
     return {name: scores[name] for name in names}
+
+
+def score_architecture(architecture_type: str, params: Mapping[str, object], ctx: BuildContext,
+                       inputs: torch.Tensor, targets: torch.Tensor, *, seed: int,
+                       names: Sequence[str] = PROXIES) -> dict[str, float]:
+    """Build a registered architecture with weights from ``seed`` and score it.
+
+    The global random state is left as it was (the build runs under
+    :func:`torch.random.fork_rng`), so the same seed, params and batch give the same scores.
+
+    Args:
+        architecture_type: A registered builder (not a tabular backend).
+        params: The architecture's params.
+        ctx: Classes, resolution, channels and options for the builder.
+        inputs: One batch ``(B, C, H, W)`` at ``ctx``'s resolution.
+        targets: Class indices ``(B,)``.
+        seed: Seeds the weight initialisation.
+        names: Proxies to compute (see :func:`compute_proxies`).
+
+    Returns:
+        ``{name: score}`` as :func:`compute_proxies`.
+
+    Raises:
+        KeyError: An unknown architecture type.
+        ArchitectureError: The builder refuses ``params``.
+
+    Example:
+        >>> from neuromosaic_optuna.models.nasbench201 import EDGES
+        >>> cell = dict.fromkeys(EDGES, "nor_conv_1x1")
+        >>> ctx = BuildContext(num_classes=10, resolution=8, options={"nb201_cells_per_stage": 1})
+        >>> x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 3])
+        >>> a = score_architecture("nasbench201_net", cell, ctx, x, y, seed=1, names=["snip"])
+        >>> a == score_architecture("nasbench201_net", cell, ctx, x, y, seed=1, names=["snip"])
+        True
+    """
+    builder = get_builder(architecture_type)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = builder(params, ctx).model.to(inputs.device)
+    return compute_proxies(model, inputs, targets, names=names)
 
 
 def proxy_rank_correlations(scores: Mapping[str, Sequence[float]], truth: Sequence[float]

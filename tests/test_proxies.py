@@ -12,8 +12,10 @@ from doctests import run_doctests
 from torch import nn
 
 from neuromosaic_optuna import proxies
+from neuromosaic_optuna.models import BuildContext
+from neuromosaic_optuna.models.nasbench201 import EDGES
 from neuromosaic_optuna.models.nasbench201_net import NASBench201Network
-from neuromosaic_optuna.proxies import PROXIES, compute_proxies, synflow
+from neuromosaic_optuna.proxies import PROXIES, compute_proxies, score_architecture, synflow
 
 _CELL = ["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3",
          "skip_connect"]
@@ -41,6 +43,22 @@ def test_deterministic_for_a_seed_and_different_across_seeds() -> None:
         assert math.isfinite(first[name]), name
         assert first[name] != other[name], name  # the weights matter
     assert first["params"] == other["params"] and first["flops"] == other["flops"]
+
+
+def test_score_architecture_is_seeded_and_keeps_the_global_rng() -> None:
+    x, y = _batch()
+    ctx = BuildContext(num_classes=10, resolution=16,
+                       options={"nb201_channels": 8, "nb201_cells_per_stage": 1})
+    cell = dict(zip(EDGES, _CELL, strict=True))
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = score_architecture("nasbench201_net", cell, ctx, x, y, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert first == score_architecture("nasbench201_net", cell, ctx, x, y, seed=5)
+    assert first["snip"] != score_architecture("nasbench201_net", cell, ctx, x, y,
+                                               seed=6)["snip"]
+    # The same network as built by hand under the seed.
+    assert first == compute_proxies(_net(5), x, y)
 
 
 def test_invariant_to_batch_order() -> None:
