@@ -127,3 +127,11 @@ def test_bad_input_names_the_field(kwargs: dict, message: str) -> None:
 def test_docstring_examples() -> None:
     result = run_doctests(proxies, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_shared_pass_equals_each_proxy_alone() -> None:
+    x, y = _batch()
+    net = _net(2)
+    together = compute_proxies(net, x, y)
+    for name in ("synflow", "jacob_cov", "naswot", "grad_norm", "snip"):
+        assert getattr(proxies, name)(net, x, y) == pytest.approx(together[name], rel=1e-9)
