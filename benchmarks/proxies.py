@@ -25,8 +25,9 @@ log-scaled proxies, and a random forest on the same features. Non-finite scores
 (``jacob_cov`` of a network whose output ignores its input) rank lowest.
 
 Run: ``nice -n 19 python benchmarks/proxies.py [--cells 1000] [--batch 64] [--seed 0]
-[--compute 1]``. Cost measured on the 2-core machine (one torch thread, others' jobs
-running): see the printed seconds per cell.
+[--compute 1] [--reverse 0]`` (a second process with ``--reverse 1`` shares the work). Cost
+measured on the 2-core machine (one torch thread, others' jobs running): see the printed
+seconds per cell.
 """
 
 from __future__ import annotations
@@ -87,10 +88,13 @@ def _read_cache(batch: int, seed: int) -> dict[int, dict[str, float]]:
                 if int(row["batch"]) == batch and int(row["seed"]) == seed}
 
 
-def compute(cells: list[int], *, batch: int, seed: int) -> None:
-    """Compute the proxies of the cells not cached yet, appending one row per cell."""
+def compute(cells: list[int], *, batch: int, seed: int, reverse: bool = False) -> None:
+    """Compute the proxies of the cells not cached yet, appending one row per cell.
+
+    ``reverse`` works from the end of the sample, so a second process can share the work
+    (rows are appended whole; cached cells at start are skipped)."""
     done = _read_cache(batch, seed)
-    todo = [i for i in cells if i not in done]
+    todo = [i for i in (cells[::-1] if reverse else cells) if i not in done]
     print(f"{len(cells) - len(todo)} of {len(cells)} cells cached; computing {len(todo)}",
           flush=True)
     if not todo:
@@ -243,13 +247,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compute", type=int, default=1, help="0: only print from the cache")
+    parser.add_argument("--reverse", type=int, default=0,
+                        help="1: compute from the end of the sample (a second process)")
     parser.add_argument("--train-size", type=int, default=100,
                         help="cells a predictor is trained on (0: skip the predictors)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cells = sample_cells(args.cells, args.seed)
     if args.compute:
-        compute(cells, batch=args.batch, seed=args.seed)
+        compute(cells, batch=args.batch, seed=args.seed, reverse=bool(args.reverse))
     report(cells, batch=args.batch, seed=args.seed)
     if args.train_size:
         compare_predictors(cells, batch=args.batch, seed=args.seed, train_size=args.train_size,
