@@ -23,8 +23,11 @@ Model families (``family=``), each with an uncertainty:
 * ``"mlp"``: five small MLPs (two hidden layers of 64) from different initialisations on
   standardised features; their spread.
 
-The default was chosen by measurement (``benchmarks/proxies.py``, the predictor section:
-trained on 100 NAS-Bench-201 cells, ranked on the rest of the sample).
+Measured (``benchmarks/proxies.py``, 996 NAS-Bench-201 cells, trained on 100, Spearman on
+the other 896, median of 5 draws; CIFAR-10 / CIFAR-100 / ImageNet16-120): boosting 0.946 /
+0.940 / 0.927, forest 0.937 / 0.925 / 0.902, GP 0.855 / 0.911 / 0.900, MLP 0.43-0.53; the
+encoding alone (forest) 0.69-0.71. The default stays ``"forest"`` (within 0.025 of boosting,
+one model instead of five; the family warm starts already use).
 """
 
 from __future__ import annotations
