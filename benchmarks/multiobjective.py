@@ -7,6 +7,8 @@ Samplers compared (each seeded with the run's seed):
 * ``Optuna 5 default (TPE)``: ``TPESampler()``, Optuna 5's default multi-objective sampler;
 * ``NSGA-II as shipped``: ``NSGAIISampler()`` (population 50);
 * ``random``: ``RandomSampler()``;
+* ``Optuna 5 GPSampler``: ``GPSampler()`` (multi-objective Gaussian-process sampler, about a
+  second per trial, so it runs on the first ``--gp-seeds`` (5) seeds only);
 * ablations of our default (``--ablations``): plain NSGA-II with our population size,
   ``ParetoSampler`` without surrogate screening, without the front neighbours, and with a
   random instead of a Latin-hypercube first generation.
@@ -37,8 +39,9 @@ Printed per sampler: median and interquartile range of the score, the median rel
 random search's, and the wall time per trial.
 
 Run: ``python benchmarks/multiobjective.py [--parts abc] [--seeds 20] [--first-seed 0]
-[--trials 100] [--ablations]`` (measured on the 2-core machine: a with ablations and c
-together about 11 minutes; b about 25 minutes, one torch thread).
+[--trials 100] [--gp-seeds 5] [--ablations]`` (measured on the 2-core machine: a with
+ablations and c together about 11 minutes; b about 25 minutes, one torch thread; GPSampler's
+5 seeds of a not yet timed at 100 trials: 3.3 s per trial at 20 trials on a loaded machine).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
+from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.config import StudyConfig, load_config, load_study_file
@@ -63,6 +66,7 @@ from neuromosaic_optuna.samplers import ParetoSampler, default_population_size, 
 ROOT = Path(__file__).resolve().parent.parent
 DIRECTIONS = ["maximize", "minimize"]
 SamplerFactory = Callable[[StudyConfig], BaseSampler]
+GP_NAME = "Optuna 5 GPSampler"
 
 
 def samplers(ablations: bool) -> dict[str, SamplerFactory]:
@@ -72,6 +76,7 @@ def samplers(ablations: bool) -> dict[str, SamplerFactory]:
         "Optuna 5 default (TPE)": lambda c: TPESampler(seed=c.seed),
         "NSGA-II as shipped (pop 50)": lambda c: NSGAIISampler(seed=c.seed),
         "random": lambda c: RandomSampler(seed=c.seed),
+        GP_NAME: lambda c: GPSampler(seed=c.seed),
     }
     if ablations:
         pop = default_population_size
@@ -104,20 +109,24 @@ def _points(trials: list[FrozenTrial], metrics: tuple[str, str]) -> np.ndarray:
                     dtype=float).reshape(-1, 2)
 
 
-def report(title: str, scores: dict[str, list[float]], seconds: dict[str, list[float]]) -> None:
+def report(title: str, scores: dict[str, list[float]], seconds: dict[str, list[float]],
+           distinct: dict[str, list[int]] | None = None) -> None:
     print(f"\n{title}")
     print(f"{'sampler':40s} {'median':>7s} {'IQR':>15s} {'vs random':>9s} {'mean':>6s} "
-          f"{'min':>6s} {'s/trial':>8s}")
+          f"{'min':>6s} {'s/trial':>8s} {'seeds':>5s}"
+          + (f" {'distinct':>8s}" if distinct else ""))
     base = float(np.median(scores["random"]))
     for name, values in scores.items():
         v = np.asarray(values)
         q1, q3 = np.percentile(v, [25, 75])
+        extra = f" {np.median(distinct[name]):8.0f}" if distinct else ""
         print(f"{name:40s} {np.median(v):7.3f} {f'[{q1:.3f}, {q3:.3f}]':>15s} "
               f"{np.median(v) / base:9.3f} {v.mean():6.3f} {v.min():6.3f} "
-              f"{np.mean(seconds[name]):8.4f}", flush=True)
+              f"{np.mean(seconds[name]):8.4f} {len(v):5d}{extra}", flush=True)
 
 
-def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0) -> None:
+def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0,
+             gp_seeds: int = 5) -> None:
     table = NASBench201Table()
     dataset = "imagenet16-120"
     reference = [0.30, 1.1 * float(table.arrays(dataset)["params"].max())]
@@ -125,8 +134,10 @@ def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0) -> N
                           DIRECTIONS, reference)
     scores: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
+    distinct: dict[str, list[int]] = {}
     for name, factory in samplers(ablations).items():
-        for seed in range(first_seed, first_seed + seeds):
+        for seed in range(first_seed, first_seed + (min(seeds, gp_seeds) if name == GP_NAME
+                                                    else seeds)):
             config = load_config({"experiment": {
                 "name": "nb201", "architecture_type": "nasbench201", "dataset": dataset,
                 "objectives": ["accuracy", "params"], "max_trials": trials,
@@ -137,11 +148,15 @@ def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0) -> N
             scores.setdefault(name, []).append(hypervolume(found, DIRECTIONS, reference)
                                                / true_hv)
             seconds.setdefault(name, []).append(per_trial)
+            distinct.setdefault(name, []).append(
+                len({tuple(t.params[e] for e in EDGES) for t in done}))
     report(f"(a) NAS-Bench-201 ImageNet16-120, accuracy vs params: hypervolume after {trials} "
-           f"trials as a fraction of the true front's, {seeds} seeds", scores, seconds)
+           f"trials as a fraction of the true front's, {seeds} seeds ({GP_NAME}: first "
+           f"{min(seeds, gp_seeds)}); distinct: median number of distinct cells evaluated",
+           scores, seconds, distinct)
 
 
-def digits(seeds: int, trials: int, epochs: int, ablations: bool) -> None:
+def digits(seeds: int, trials: int, epochs: int, ablations: bool, gp_seeds: int = 5) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -151,7 +166,7 @@ def digits(seeds: int, trials: int, epochs: int, ablations: bool) -> None:
     for name, factory in samplers(ablations).items():
         if name == same_as_random and trials <= 50:
             continue  # its first generation (50 trials) is RandomSampler's, draw for draw
-        for seed in range(seeds):
+        for seed in range(min(seeds, gp_seeds) if name == GP_NAME else seeds):
             config = load_study_file(ROOT / "studies" / "quickstart.toml", overrides={
                 "max_trials": trials, "epochs": epochs, "seed": seed, "resolution": 16,
                 "max_train_samples": 400})
@@ -219,6 +234,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="part a's seeds are first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--gp-seeds", type=int, default=5,
+                        help=f"seeds of part a that {GP_NAME} runs (about 1 s per trial)")
     parser.add_argument("--ablations", action="store_true")
     parser.add_argument("--parts", default="a", help="which of a, b, c to run, e.g. 'abc'")
     parser.add_argument("--digits-seeds", type=int, default=20)
@@ -232,9 +249,10 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     started = time.perf_counter()
     if "a" in args.parts:
-        nasbench(args.seeds, args.trials, args.ablations, args.first_seed)
+        nasbench(args.seeds, args.trials, args.ablations, args.first_seed, args.gp_seeds)
     if "b" in args.parts:
-        digits(args.digits_seeds, args.digits_trials, args.digits_epochs, args.ablations)
+        digits(args.digits_seeds, args.digits_trials, args.digits_epochs, args.ablations,
+               args.gp_seeds)
     if "c" in args.parts:
         weighted(args.seeds, args.trials)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")

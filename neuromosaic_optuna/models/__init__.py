@@ -1,7 +1,8 @@
 """Architecture builders registered by ``architecture_type``.
 
 Built in: ``conv_net`` (EfficientNet-style MBConv network), ``vision_transformer``
-(torchvision's ``VisionTransformer``) and ``nasbench201`` (tabular NAS-Bench-201 lookups).
+(torchvision's ``VisionTransformer``), ``nasbench201`` (tabular NAS-Bench-201 lookups) and
+``nasbench201_net`` (the same cells as trainable networks).
 """
 
 from neuromosaic_optuna.models._registry import (

@@ -215,7 +215,7 @@ def _load_builtin() -> None:
     _BUILTIN_LOADED = True
     import importlib
 
-    for module in ("convnet", "vit", "nasbench201"):
+    for module in ("convnet", "vit", "nasbench201", "nasbench201_net"):
         try:
             importlib.import_module(f"neuromosaic_optuna.models.{module}")
         except ModuleNotFoundError as exc:
