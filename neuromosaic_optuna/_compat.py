@@ -54,6 +54,7 @@ __all__ = [
     "search_space_transform",
     "storage_of",
     "study_id",
+    "study_snapshot",
     "trial_handle",
     "trial_id",
     "unwrap_cached_storage",
@@ -653,10 +654,12 @@ def study_snapshot(study: optuna.Study) -> Iterator[optuna.Study]:
     the current trial (``Study._thread_local.cached_all_trials``, the per-``ask`` cache that
     ``Study._get_trials(use_cache=True)`` fills), else one ``get_all_trials``.
 
-    Meant for one sampler call (``sample_relative``), whose reads Optuna's genetic samplers
-    repeat (``get_parent_population`` per child). Writes go through to the study's storage
-    and are reflected in the view (see ``_SnapshotStorage``). The view is a shallow copy of the
-    study with ``Study._storage`` replaced; a view given again is returned as it is.
+    Meant for one sampler hook (``before_trial``, ``infer_relative_search_space``,
+    ``sample_relative``), whose reads Optuna's genetic samplers repeat
+    (``get_parent_population`` once per child). Writes go through to the study's storage and
+    are reflected in the view (see ``_SnapshotStorage``). The view is a shallow copy of the
+    study with ``Study._storage`` replaced (its ``Study._thread_local`` shared); a view given
+    again is returned as it is. Not for use across threads.
 
     Example:
         >>> import optuna

@@ -293,7 +293,10 @@ class ParetoSampler(NSGAIISampler):
 
     Cost: the surrogate's kernel is fitted once per generation; with 100 trials a suggestion
     takes some tens of milliseconds (scikit-learn's Gaussian process, one thread), against
-    seconds for Optuna's ``GPSampler``. On NAS-Bench-201 (``benchmarks/multiobjective.py``)
+    seconds for Optuna's ``GPSampler``. A suggestion reads the study's trials and its system
+    attributes once each (a snapshot of the study serves the reads Optuna's NSGA-II code
+    makes for every one of the pool's children), so that workers sharing a storage do not
+    queue on it. On NAS-Bench-201 (``benchmarks/multiobjective.py``)
     each part measurably helps: the budget-sized population, the surrogate screening and the
     front neighbours.
 
