@@ -381,8 +381,9 @@ def test_installed_optuna_is_the_one_asked_for() -> None:
 
 
 def test_suite_passes_on_the_oldest_optuna() -> None:
-    """A representative part of the suite (compat, samplers, storage, study, pruners) on
-    Optuna 5.0.0, installed by .ci/run into .optuna-5.0.0 (put first on PYTHONPATH)."""
+    """A representative part of the suite (compat, samplers and their storage reads, storage,
+    study, pruners) on Optuna 5.0.0, installed by .ci/run into .optuna-5.0.0 (put first on
+    PYTHONPATH)."""
     if os.environ.get(_UNDER_OLDEST):
         pytest.skip("already running on the oldest Optuna")
     if not (OLDEST_DIR / "optuna" / "__init__.py").exists():
@@ -391,8 +392,8 @@ def test_suite_passes_on_the_oldest_optuna() -> None:
                     f"optuna=={OLDEST}")
     paths = [str(OLDEST_DIR), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), _UNDER_OLDEST: OLDEST}
-    tests = ["tests/test_compat.py", "tests/test_samplers.py", "tests/test_storage.py",
-             "tests/test_study.py", "tests/test_pruners.py"]
+    tests = ["tests/test_compat.py", "tests/test_samplers.py", "tests/test_sampler_reads.py",
+             "tests/test_storage.py", "tests/test_study.py", "tests/test_pruners.py"]
     # Left out to stay near a minute: runs that train real models or measure search quality
     # (about 110 s together); what they touch of Optuna the other tests cover.
     heavy = ["rerun_resumes", "plain_optuna_script", "quickstart_trials",
