@@ -26,7 +26,7 @@ import copy
 import datetime
 import importlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "search_space_transform",
     "storage_of",
     "study_id",
+    "study_snapshot",
     "trial_handle",
     "trial_id",
     "unwrap_cached_storage",
@@ -513,3 +515,176 @@ def heartbeat_base() -> type:
                 f"(written against optuna {JOURNAL_WRITTEN_AGAINST}); the installed optuna "
                 "has changed it")
     return base
+
+
+# =========================================================================== study snapshots
+# One suggestion of a genetic sampler asks the storage for all trials and the study's system
+# attributes again and again (Optuna's ``BaseGASampler.get_parent_population`` once per NSGA-II
+# child, and ``ParetoSampler`` builds dozens of children per suggestion): a read-only snapshot
+# answers those reads from one read each, for the duration of one sampler call.
+
+#: The storage writes a snapshot reflects in its cached trials (the rest drop the cache).
+_REFLECTED_TRIAL_WRITES = {"set_trial_system_attr": "system_attrs",
+                           "set_trial_user_attr": "user_attrs"}
+
+
+class _SnapshotStorage(BaseStorage):
+    """A storage view of one study that answers ``get_all_trials`` and
+    ``get_study_system_attrs`` from one read of each.
+
+    Every write goes through to ``backend``. Trial system and user attributes and study system
+    attributes written through the view are reflected in what it has cached; a write repeated
+    with the same value is not sent again; any other write (new trial, state, params, ...)
+    drops the cache, so the next read reads again. Other studies' reads pass through.
+    """
+
+    def __init__(self, backend: BaseStorage, study_id: int,
+                 trials: list[FrozenTrial] | None) -> None:
+        self.backend = backend
+        self.study_id = study_id
+        self.trials = None if trials is None else list(trials)
+        self.study_system_attrs: dict[str, Any] | None = None
+        self.written: dict[tuple[str, int, str], Any] = {}
+
+    # -- reads answered from the snapshot
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        if study_id != self.study_id:
+            return self.backend.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        if self.trials is None:
+            self.trials = list(self.backend.get_all_trials(study_id, deepcopy=False))
+        found = [t for t in self.trials if states is None or t.state in states]
+        return copy.deepcopy(found) if deepcopy else found
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        if study_id != self.study_id:
+            return self.backend.get_study_system_attrs(study_id)
+        if self.study_system_attrs is None:
+            self.study_system_attrs = dict(self.backend.get_study_system_attrs(study_id))
+        return dict(self.study_system_attrs)
+
+    # -- writes reflected in the snapshot
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self.backend.set_study_system_attr(study_id, key, value)
+        if study_id == self.study_id and self.study_system_attrs is not None:
+            self.study_system_attrs[key] = copy.deepcopy(value)
+
+    def _set_trial_attr(self, method: str, target: int, key: str, value: Any) -> None:
+        written = (method, target, key)
+        if written in self.written and self.written[written] == value:
+            return  # this view's last write of the attribute, repeated: already stored
+        getattr(self.backend, method)(target, key, value)
+        self.written[written] = copy.deepcopy(value)
+        field = _REFLECTED_TRIAL_WRITES[method]
+        for i, trial in enumerate(self.trials or ()):
+            if trial_id(trial) == target:  # a new record, as storages make one
+                updated = copy.copy(trial)
+                setattr(updated, field, {**getattr(trial, field), key: copy.deepcopy(value)})
+                self.trials[i] = updated  # type: ignore[index]
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_attr("set_trial_system_attr", trial_id, key, value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_trial_attr("set_trial_user_attr", trial_id, key, value)
+
+    # -- other writes: through, and the snapshot is read again afterwards
+
+    def _changed(self) -> None:
+        self.trials = None
+        self.study_system_attrs = None
+
+    def create_new_study(self, directions: Any, study_name: str | None = None) -> int:
+        self._changed()
+        return self.backend.create_new_study(directions, study_name)
+
+    def delete_study(self, study_id: int) -> None:
+        self._changed()
+        self.backend.delete_study(study_id)
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self.backend.set_study_user_attr(study_id, key, value)
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        self._changed()
+        return self.backend.create_new_trial(study_id, template_trial)
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                        distribution: BaseDistribution) -> None:
+        self._changed()
+        self.backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Any = None) -> bool:
+        self._changed()
+        return self.backend.set_trial_state_values(trial_id, state, values)
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int,
+                                     intermediate_value: float) -> None:
+        self._changed()
+        self.backend.set_trial_intermediate_value(trial_id, step, intermediate_value)
+
+    # -- other reads: through
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self.backend.get_study_id_from_name(study_name)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self.backend.get_study_name_from_id(study_id)
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        return self.backend.get_study_directions(study_id)
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self.backend.get_study_user_attrs(study_id)
+
+    def get_all_studies(self) -> list[Any]:  # FrozenStudy (private module)
+        return self.backend.get_all_studies()
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self.backend.get_trial(trial_id)
+
+
+@contextlib.contextmanager
+def study_snapshot(study: optuna.Study) -> Iterator[optuna.Study]:
+    """Within the block, a view of ``study`` whose reads of all trials and of the study's
+    system attributes are answered from one read each: the trials Optuna already read for
+    the current trial (``Study._thread_local.cached_all_trials``, the per-``ask`` cache that
+    ``Study._get_trials(use_cache=True)`` fills), else one ``get_all_trials``.
+
+    Meant for one sampler hook (``before_trial``, ``infer_relative_search_space``,
+    ``sample_relative``), whose reads Optuna's genetic samplers repeat
+    (``get_parent_population`` once per child). Writes go through to the study's storage and
+    are reflected in the view (see ``_SnapshotStorage``). The view is a shallow copy of the
+    study with ``Study._storage`` replaced (its ``Study._thread_local`` shared); a view given
+    again is returned as it is. Not for use across threads.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0))
+        >>> with study_snapshot(study) as view:
+        ...     first = [t.value for t in view.get_trials()]  # read here, once
+        ...     study.add_trial(optuna.trial.create_trial(value=2.0))  # not through the view
+        ...     [t.value for t in view.get_trials()]
+        ...     storage_of(view).set_study_system_attr(study_id(view), "k", 1)
+        ...     storage_of(view).get_study_system_attrs(study_id(view))["k"]
+        [1.0]
+        1
+        >>> len(study.trials), storage_of(study).get_study_system_attrs(study_id(study))["k"]
+        (2, 1)
+    """
+    storage = storage_of(study)
+    if isinstance(storage, _SnapshotStorage):
+        yield study
+        return
+    local = _attr(study, "_thread_local", "optuna.Study")
+    if not hasattr(local, "cached_all_trials"):
+        raise OptunaCompatError("optuna.Study._thread_local.cached_all_trials")
+    _attr(study, "_get_trials", "optuna.Study")
+    view = copy.copy(study)  # (Study.__setstate__ gives the copy a thread-local of its own)
+    view._thread_local = local  # the per-ask cache, shared
+    view._storage = _SnapshotStorage(storage, study_id(study), local.cached_all_trials)
+    yield view

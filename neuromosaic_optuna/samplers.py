@@ -293,7 +293,10 @@ class ParetoSampler(NSGAIISampler):
 
     Cost: the surrogate's kernel is fitted once per generation; with 100 trials a suggestion
     takes some tens of milliseconds (scikit-learn's Gaussian process, one thread), against
-    seconds for Optuna's ``GPSampler``. On NAS-Bench-201 (``benchmarks/multiobjective.py``)
+    seconds for Optuna's ``GPSampler``. A suggestion reads the study's trials and its system
+    attributes once each (a snapshot of the study serves the reads Optuna's NSGA-II code
+    makes for every one of the pool's children), so that workers sharing a storage do not
+    queue on it. On NAS-Bench-201 (``benchmarks/multiobjective.py``)
     each part measurably helps: the budget-sized population, the surrogate screening and the
     front neighbours.
 
@@ -381,24 +384,35 @@ class ParetoSampler(NSGAIISampler):
 
     # ------------------------------------------------------------------ Optuna hooks
 
+    # Each hook below works on a snapshot of the study (``_compat.study_snapshot``): the
+    # trials and study system attributes are read once per suggestion (the read Optuna makes
+    # for the new trial), not once per NSGA-II child as Optuna's genetic-sampler code would.
+
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        super().before_trial(study, trial)
-        generation = self.get_trial_generation(study, trial)
-        _compat.storage_of(study).set_trial_user_attr(_compat.trial_id(trial), GENERATION_ATTR,
-                                                      generation)
-        if generation > 0:
-            self._record_diversity(study, generation - 1)
+        with _compat.study_snapshot(study) as view:
+            super().before_trial(view, trial)
+            generation = self.get_trial_generation(view, trial)
+            _compat.storage_of(view).set_trial_user_attr(_compat.trial_id(trial),
+                                                         GENERATION_ATTR, generation)
+            if generation > 0:
+                self._record_diversity(view, generation - 1)
+
+    def infer_relative_search_space(self, study: Study,
+                                    trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        with _compat.study_snapshot(study) as view:
+            return super().infer_relative_search_space(view, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        generation = self.get_trial_generation(study, trial)
-        if not search_space:
-            return {}
-        if generation == 0:
-            return self._initial_params(trial, search_space)
-        if not self._screening:
-            return self._child(study, trial, search_space)
-        return self._screened_child(study, trial, search_space)
+        with _compat.study_snapshot(study) as view:
+            generation = self.get_trial_generation(view, trial)
+            if not search_space:
+                return {}
+            if generation == 0:
+                return self._initial_params(trial, search_space)
+            if not self._screening:
+                return self._child(view, trial, search_space)
+            return self._screened_child(view, trial, search_space)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:

@@ -4,6 +4,7 @@ loudly when Optuna changes, and the package works on the oldest supported Optuna
 from __future__ import annotations
 
 import ast
+import collections
 import doctest
 import importlib
 import os
@@ -120,6 +121,64 @@ def test_sampler_rng_is_nsga2_seeded_stream() -> None:
     assert _compat.sampler_rng(a).randint(2**31) == _compat.sampler_rng(b).randint(2**31)
 
 
+def test_study_snapshot_reads_once_and_writes_through(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _study_with_trials(f"sqlite:///{tmp_path / 'snap.db'}")
+    study.ask()  # a RUNNING trial, whose attributes can still be written
+    storage, sid = _compat.storage_of(study), _compat.study_id(study)
+    calls: collections.Counter[str] = collections.Counter()
+
+    def count(name: str) -> None:
+        original = getattr(storage, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(storage, name, counted)
+
+    for name in ("get_all_trials", "get_study_system_attrs", "set_trial_system_attr"):
+        count(name)
+    with _compat.study_snapshot(study) as view:
+        snap = _compat.storage_of(view)
+        complete = view.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert [t.params["x"] for t in complete] == [0.1, 0.5, 0.9]
+        running = view.get_trials(states=(optuna.trial.TrialState.RUNNING,), deepcopy=False)
+        assert len(running) == 1 and len(view.trials) == 4 and snap.get_n_trials(sid) == 4
+        assert snap.get_study_system_attrs(sid) == snap.get_study_system_attrs(sid) == {}
+        assert (calls["get_all_trials"], calls["get_study_system_attrs"]) == (1, 1)
+
+        study.add_trial(optuna.trial.create_trial(values=[0.0, 0.0]))  # past the view
+        assert len(view.trials) == 4
+
+        first = running[0]
+        tid = _compat.trial_id(first)
+        snap.set_trial_system_attr(tid, "k", [1])  # through, and reflected
+        assert storage.get_trial(tid).system_attrs["k"] == [1]
+        assert view.trials[3].system_attrs["k"] == [1]
+        assert "k" not in first.system_attrs  # a new record, the one read is untouched
+        snap.set_trial_user_attr(tid, "u", "v")
+        assert view.trials[3].user_attrs["u"] == "v" == storage.get_trial(tid).user_attrs["u"]
+        snap.set_study_system_attr(sid, "s", [2])
+        assert snap.get_study_system_attrs(sid)["s"] == [2]
+
+        writes = calls["set_trial_system_attr"]
+        snap.set_trial_system_attr(tid, "k", [1])  # a repeat: not sent again
+        assert calls["set_trial_system_attr"] == writes
+        snap.set_trial_system_attr(tid, "k", [3])
+        snap.set_trial_system_attr(tid, "k", [1])  # a change back is sent
+        assert calls["set_trial_system_attr"] == writes + 2
+        assert storage.get_trial(tid).system_attrs["k"] == [1]
+        assert (calls["get_all_trials"], calls["get_study_system_attrs"]) == (1, 1)
+
+        snap.create_new_trial(sid)  # any other write: the next read reads again
+        assert len(view.trials) == 6 and calls["get_all_trials"] == 2
+        with _compat.study_snapshot(view) as inner:
+            assert inner is view
+    assert storage.get_study_system_attrs(sid)["s"] == [2]
+    assert _compat.storage_of(study) is storage and len(study.trials) == 6
+
+
 # --------------------------------------------------------------------------- guards
 
 
@@ -226,6 +285,14 @@ def test_guard_sampler_internals(monkeypatch: pytest.MonkeyPatch) -> None:
     _loud(info, "optuna._transform._SearchSpaceTransform")
 
 
+def test_guard_study_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _study_with_trials()
+    monkeypatch.setattr(study, "_thread_local", object())
+    with pytest.raises(OptunaCompatError) as excinfo, _compat.study_snapshot(study):
+        pass
+    _loud(excinfo, "optuna.Study._thread_local.cached_all_trials")
+
+
 def test_guard_distribution_contains(monkeypatch: pytest.MonkeyPatch) -> None:
     space = SearchSpace({"lr": {"type": "float", "low": 0.1, "high": 1.0}})
     assert space.contains({"lr": 0.5}) and not space.contains({"lr": 2.0})
@@ -314,8 +381,9 @@ def test_installed_optuna_is_the_one_asked_for() -> None:
 
 
 def test_suite_passes_on_the_oldest_optuna() -> None:
-    """A representative part of the suite (compat, samplers, storage, study, pruners) on
-    Optuna 5.0.0, installed by .ci/run into .optuna-5.0.0 (put first on PYTHONPATH)."""
+    """A representative part of the suite (compat, samplers and their storage reads, storage,
+    study, pruners) on Optuna 5.0.0, installed by .ci/run into .optuna-5.0.0 (put first on
+    PYTHONPATH)."""
     if os.environ.get(_UNDER_OLDEST):
         pytest.skip("already running on the oldest Optuna")
     if not (OLDEST_DIR / "optuna" / "__init__.py").exists():
@@ -324,8 +392,8 @@ def test_suite_passes_on_the_oldest_optuna() -> None:
                     f"optuna=={OLDEST}")
     paths = [str(OLDEST_DIR), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), _UNDER_OLDEST: OLDEST}
-    tests = ["tests/test_compat.py", "tests/test_samplers.py", "tests/test_storage.py",
-             "tests/test_study.py", "tests/test_pruners.py"]
+    tests = ["tests/test_compat.py", "tests/test_samplers.py", "tests/test_sampler_reads.py",
+             "tests/test_storage.py", "tests/test_study.py", "tests/test_pruners.py"]
     # Left out to stay near a minute: runs that train real models or measure search quality
     # (about 110 s together); what they touch of Optuna the other tests cover.
     heavy = ["rerun_resumes", "plain_optuna_script", "quickstart_trials",
