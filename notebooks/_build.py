@@ -440,8 +440,8 @@ _TRANSFER = [
     its curve starts higher and reaches the final level of the from-scratch arm in fewer
     trials."""),
     ("code", """\
-    plots.plot_search_progress({"From Scratch": scratch, "With Transfer": transfer},
-                               "accuracy")"""),
+    arms = {"From Scratch": scratch, "With Transfer": transfer}
+    plots.plot_search_progress(arms, "accuracy")"""),
     ("md", """\
     ## Search acceleration and quality
 
