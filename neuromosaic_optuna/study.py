@@ -9,6 +9,7 @@ are replaced.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import time
 import warnings
@@ -389,6 +390,19 @@ def _fail_lost_trial(study: optuna.Study, trial_id: int) -> None:
         _replace_failed(study, storage.get_trial(trial_id))
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+class _DiskFull(BaseException):
+    """A full disk inside a trial. A ``BaseException``, so that Optuna's trial loop neither
+    logs it as the trial's failure (with a traceback) nor tries to store anything more; the
+    trial stays RUNNING and a resume retries it as stale. :func:`work` raises the OSError."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _OneLineKnownFailures(logging.Filter):
     """Optuna logs a failed trial with its whole traceback. For the failures whose reason the
     trial stores and the run reports (divergence, an impossible architecture, bad input), the
@@ -486,6 +500,10 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("reason", str(exc))
             raise
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:  # nothing more can be stored: leave Optuna's loop
+                raise _DiskFull(exc) from None
+            raise
         except (KeyboardInterrupt, Interrupted) as exc:
             # Fail the trial here, with the reason, and leave Optuna's loop by an exception
             # it does not catch (it would log a KeyboardInterrupt with its whole traceback).
@@ -551,6 +569,8 @@ def work(study: optuna.Study, objective: Callable[[optuna.trial.Trial], Any], *,
                     time.sleep(1.0)
                 if STOPPED_ATTR in study.user_attrs:  # a stopping callback ended the study
                     break
+    except _DiskFull as exc:
+        raise exc.error from None
     except (KeyboardInterrupt, Interrupted) as exc:  # outside the objective (e.g. sampling)
         import signal
 

@@ -381,3 +381,37 @@ def test_empty_study_name_and_report_out_below_a_file_are_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--study-name" in err[0] and "cannot be empty" in err[0]
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_full_disk_inside_a_trial_is_not_logged_as_its_failure() -> None:
+    """The disk fills while a trial stores its results: Optuna would log the trial's failure
+    with a traceback (and could not store it anyway). The OSError leaves the worker instead;
+    the trial stays RUNNING for a resume to retry, and nothing is logged."""
+    import errno
+    import logging
+
+    from neuromosaic_optuna.study import open_slots, work
+
+    study = optuna.create_study()
+    open_slots(study, 2)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep(level=logging.WARNING)
+    logging.getLogger("optuna").addHandler(keep)
+
+    def objective(trial: optuna.trial.Trial) -> float:
+        trial.suggest_float("x", 0, 1)
+        raise OSError(errno.EFBIG, "File too large")
+
+    try:
+        with pytest.raises(OSError, match="File too large") as raised:
+            work(study, objective)
+    finally:
+        logging.getLogger("optuna").removeHandler(keep)
+    assert raised.value.errno == errno.EFBIG
+    assert [r.getMessage() for r in records if "failed" in r.getMessage()] == []
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.WAITING]
