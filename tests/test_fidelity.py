@@ -12,7 +12,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import neuromosaic_optuna as nm
 from neuromosaic_optuna.cli import main
 from neuromosaic_optuna.config import ConfigError, FidelitySpec, load_config
 from neuromosaic_optuna.pruners import (
@@ -332,9 +331,12 @@ def _workers_finish_exactly(url: str, n_trials: int) -> None:
     """Two worker processes (the database the only coordinator) end with exactly
     ``n_trials`` COMPLETE + PRUNED trials; every stopped trial stopped at rung 1 with one
     epoch trained, every complete one trained all three."""
-    config = nm.load_config(WORKER_CONFIG)
-    study = nm.run_workers(config, storage_url=url, workers=2, n_trials=n_trials)
-    loaded = optuna.load_study(study_name=study.study_name, storage=url)
+    from neuromosaic_optuna.storage import make_storage
+    from neuromosaic_optuna.study import run_workers
+
+    config = load_config(WORKER_CONFIG)
+    study = run_workers(config, storage_url=url, workers=2, n_trials=n_trials)
+    loaded = optuna.load_study(study_name=study.study_name, storage=make_storage(url))
     states = Counter(t.state for t in loaded.trials)
     assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == n_trials, states
     assert len(loaded.trials) == n_trials
@@ -355,6 +357,10 @@ def test_async_workers_on_sqlite_finish_exactly_the_requested_trials(tmp_path: P
 
 def test_async_workers_on_postgresql_finish_exactly(postgresql_db_url: str) -> None:
     _workers_finish_exactly(postgresql_db_url, 5)
+
+
+def test_async_workers_on_a_journal_file_finish_exactly(tmp_path: Path) -> None:
+    _workers_finish_exactly(str(tmp_path / "mf.log"), 5)
 
 
 def test_readme_fidelity_block_loads() -> None:
