@@ -64,6 +64,13 @@ name = "NopPruner"
 """
 
 
+#: The same search with multi-fidelity successive halving (issue 18) instead of a pruner.
+CONV_FIDELITY = CONV.replace('[defaults.pruner]\nname = "NopPruner"\n', "") + """[fidelity]
+min = 1
+reduction_factor = 3
+"""
+
+
 def _snapshot(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -134,9 +141,10 @@ def _exact(url: str, name: str, target: int) -> list[optuna.trial.FrozenTrial]:
 
 # --------------------------------------------------------------------------- failure 2
 
+@pytest.mark.parametrize("study", [CONV, CONV_FIDELITY], ids=["plain", "fidelity"])
 def test_sigkill_mid_trial_on_a_journal_file_is_retried_and_the_total_stays_exact(
-        tmp_path: Path) -> None:
-    (tmp_path / "conv.toml").write_text(CONV)
+        tmp_path: Path, study: str) -> None:
+    (tmp_path / "conv.toml").write_text(study)
     url = str(tmp_path / "j.log")
     command = ["run", "conv.toml", "--storage", "j.log", "--n-trials", "1",
                "--heartbeat-interval", "1", "--no-progress"]
@@ -153,6 +161,8 @@ def test_sigkill_mid_trial_on_a_journal_file_is_retried_and_the_total_stays_exac
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
     assert retries[0].params == killed.params
+    if study is CONV_FIDELITY:  # the retry was judged at the rungs and trained to the end
+        assert sorted(retries[0].user_attrs["intermediate"]["accuracy"]) == ["1", "2", "3"]
 
 
 def test_torn_last_line_of_a_journal_is_set_aside_and_no_trial_is_lost(
