@@ -103,6 +103,17 @@ def _check_float(name: str, value: Any, low: float, *, open_low: bool = False) -
     return float(value)
 
 
+def _check_bounds(bounds: Mapping[str, Any]) -> dict[str, tuple[str, str, float]]:
+    """``{"min_accuracy": 0.8}`` as ``{"min_accuracy": ("min", "accuracy", 0.8)}``."""
+    checked: dict[str, tuple[str, str, float]] = {}
+    for key, bound in bounds.items():
+        kind, _, metric = str(key).partition("_")
+        if kind not in ("min", "max") or not metric:
+            raise ValueError(f"bounds: {key!r} is not min_<metric> or max_<metric>")
+        checked[key] = (kind, metric, _check_float(f"bounds.{key}", bound, -math.inf))
+    return checked
+
+
 def _completed(study: optuna.Study, trial: FrozenTrial) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if t.number != trial.number]

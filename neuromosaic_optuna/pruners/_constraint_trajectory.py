@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 from neuromosaic_optuna.pruners._base import (
     CurvePruner,
     Verdict,
+    _check_bounds,
     _check_float,
     _check_int,
     _completed,
@@ -55,12 +56,7 @@ class ConstraintTrajectoryPruner(CurvePruner):
                  n_warmup_steps: int = 0, margin: float = 0.0) -> None:
         if not isinstance(bounds, Mapping) or not bounds:
             raise ValueError("bounds: give at least one bound, e.g. {'min_accuracy': 0.9}")
-        self.bounds: dict[str, tuple[str, str, float]] = {}
-        for key, bound in bounds.items():
-            kind, _, metric = str(key).partition("_")
-            if kind not in ("min", "max") or not metric:
-                raise ValueError(f"bounds: {key!r} is not min_<metric> or max_<metric>")
-            self.bounds[key] = (kind, metric, _check_float(f"bounds.{key}", bound, -math.inf))
+        self.bounds = _check_bounds(bounds)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 1)
         self.n_warmup_steps = _check_int("n_warmup_steps", n_warmup_steps, 0)
         self.margin = _check_float("margin", margin, 0.0)

@@ -18,7 +18,7 @@ from neuromosaic_optuna.pareto import (
 from neuromosaic_optuna.pruners._base import (
     CurvePruner,
     Verdict,
-    _check_float,
+    _check_bounds,
     _check_int,
     _cost,
     _Objectives,
@@ -172,15 +172,10 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
                 raise ValueError(f"rungs: must increase strictly, got {list(rungs)}")
             rungs = checked
         self.rungs: list[int] | None = rungs
-        self.bounds: dict[str, tuple[str, str, float]] = {}
         if bounds is not None and not isinstance(bounds, Mapping):
             raise ValueError(f"bounds: expected a table such as {{'min_accuracy': 0.8}}, got "
                              f"{bounds!r}")
-        for key, bound in (bounds or {}).items():
-            kind, _, metric = str(key).partition("_")
-            if kind not in ("min", "max") or not metric:
-                raise ValueError(f"bounds: {key!r} is not min_<metric> or max_<metric>")
-            self.bounds[key] = (kind, metric, _check_float(f"bounds.{key}", bound, -math.inf))
+        self.bounds = _check_bounds(bounds or {})
 
     def is_rung(self, step: int) -> bool:
         """True when trials are ranked at ``step``."""
