@@ -5,8 +5,6 @@ a subprocess where a signal, a file-size limit or a terminal is part of the case
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import os
 import resource
@@ -20,7 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from test_fuzz_edges import seed_study
+from test_fuzz_edges import _run, _snapshot, seed_study
 from test_robust_input import main
 
 from neuromosaic_optuna.storage import make_storage
@@ -69,20 +67,6 @@ CONV_FIDELITY = CONV.replace('[defaults.pruner]\nname = "NopPruner"\n', "") + ""
 min = 1
 reduction_factor = 3
 """
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of ``main(argv)``; an exception escaping it (a traceback
-    for the user) fails the test on an assertion."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _one_error_line(err: str) -> str:
