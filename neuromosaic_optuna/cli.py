@@ -686,7 +686,7 @@ def _cmd_insights(args: argparse.Namespace) -> int:
     study, config, url = _open_study(args)
     from neuromosaic_optuna.insights import study_insights, transfer_insights
 
-    seed = args.seed if args.seed is not None else config.seed
+    seed = config.seed  # --seed already overrides it in _load
     found = study_insights(study, seed=seed, n_boot=args.bootstrap)
     pieces = [found]
     if config.source_task is not None or args.source_study:

@@ -31,7 +31,12 @@ import optuna
 
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.pareto import pareto_front_mask
-from neuromosaic_optuna.record import REEVALUATION_ATTR, is_feasible, reevaluations
+from neuromosaic_optuna.record import (
+    REEVALUATION_ATTR,
+    is_feasible,
+    metric_names,
+    reevaluations,
+)
 
 __all__ = ["Reevaluation", "ReevaluationReport", "reevaluate"]
 
@@ -132,7 +137,7 @@ def reevaluate(study: optuna.Study, config: StudyConfig, *, top: int = 5, seeds:
 
     if top < 1 or seeds < 1:
         raise ValueError("top and seeds must be >= 1")
-    names = list(study.metric_names or [f"objective_{i}" for i in range(len(study.directions))])
+    names = metric_names(study)
     stored = reevaluations(study)
     front = _front(study, {})  # single runs, as the search saw them
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
