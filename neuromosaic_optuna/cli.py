@@ -145,6 +145,10 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="default: the study's name and budget")
     worker.add_argument("--budget", help="a [budget.<name>] preset of the study file")
     worker.add_argument("--seed", type=_seed, help="seed of sampler, splits and training")
+    worker.add_argument("--threads", type=_positive_int,
+                        help="CPU threads of this worker's torch and BLAS pools (default: the "
+                        "cores this process may run on); with N workers on one machine give "
+                        "each cores / N")
     _add_heartbeat_args(worker)
     _add_artifact_arg(worker)
     _add_device_arg(worker)
@@ -456,11 +460,11 @@ def _print_results(study: Any, config: StudyConfig, storage_url: str) -> None:
 
 def _cap_workers(args: argparse.Namespace, config: StudyConfig) -> None:
     """No more workers than trials; a warning (one line) above the CPU count."""
-    import os
+    from neuromosaic_optuna.study import usable_cores
 
     if args.workers > config.max_trials:
         args.workers = config.max_trials
-    cpus = os.cpu_count() or 1
+    cpus = usable_cores()
     if args.workers > cpus:
         print(f"neuromosaic: warning: --workers {args.workers} is more than the {cpus} CPU "
               "cores; the workers will share them", file=sys.stderr)
@@ -605,7 +609,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     config = _load(args)
     from neuromosaic_optuna.objective import Objective
     from neuromosaic_optuna.storage import make_storage, mask_url, resolve_storage_url
-    from neuromosaic_optuna.study import create_study, preflight, study_name_for, work
+    from neuromosaic_optuna.study import (
+        create_study,
+        preflight,
+        study_name_for,
+        usable_cores,
+        work,
+        worker_threads,
+    )
 
     url = resolve_storage_url(args.storage)
     objective = preflight(config, Objective(config))
@@ -621,7 +632,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     print(objective.device_line(), flush=True)  # stdout: stderr is for the one-line errors
     from neuromosaic_optuna.study import with_pruning
 
-    ran = work(study, objective, callbacks=with_pruning(config, study, objective))
+    with worker_threads(args.threads or usable_cores()):
+        ran = work(study, objective, callbacks=with_pruning(config, study, objective))
     print(f"worker ran {ran} trial(s) of study {study.study_name!r} in {mask_url(url)}; "
           "no open slot is left")
     return 0

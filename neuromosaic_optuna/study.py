@@ -30,7 +30,8 @@ from neuromosaic_optuna.samplers import make_sampler
 __all__ = ["FINISHED_STATES", "FAILURE_STOP_ATTR", "IDENTITY_ATTR", "Interrupted",
            "MAX_FAILURES_IN_A_ROW", "RemainingTime", "TrialsFailedError", "count_finished",
            "create_study", "open_slots", "preflight", "raise_on_sigterm", "run_study",
-           "run_workers", "study_identity", "study_name_for", "work", "worker_threads"]
+           "run_workers", "study_identity", "study_name_for", "usable_cores", "work",
+           "worker_threads"]
 
 #: Trial states that count toward ``max_trials``.
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -687,6 +688,24 @@ def run_study(
     return study
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask (taskset, SLURM's
+    ``--cpus-per-task``, cgroup cpusets), which ``os.cpu_count()`` ignores; ``os.cpu_count()``
+    where the platform has no affinity mask (macOS, Windows).
+
+    Example:
+        >>> import os
+        >>> 1 <= usable_cores() <= (os.cpu_count() or 1)
+        True
+    """
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def worker_threads(threads: int) -> Iterator[None]:
     """Within the block, torch and the BLAS/OpenMP pools of numpy and scikit-learn (the
@@ -809,7 +828,7 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     so the study ends with exactly ``n_trials`` finished trials. The calling process is one
     of the workers (it has torch and the dataset loaded already); ``workers - 1`` more are
     spawned. torch's (and the BLAS pools') threads are split between the workers
-    (:func:`worker_threads`, ``cpu_count // workers`` each,
+    (:func:`worker_threads`, :func:`usable_cores` ``// workers`` each,
     at least one; the caller's setting is restored afterwards). The storage must be one that
     several processes can share (PostgreSQL/MySQL, SQLite, a journal file).
     ``storage_options`` are :func:`neuromosaic_optuna.storage.make_storage` keywords
@@ -828,7 +847,6 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
         assert count_finished(study) == config.max_trials
     """
     import multiprocessing
-    import os
 
     from neuromosaic_optuna.storage import make_storage
 
@@ -836,7 +854,7 @@ def run_workers(config: StudyConfig, *, storage_url: str, study_name: str | None
     study = create_study(config, storage=make_storage(storage_url, **options),
                          study_name=study_name, allow_changed_space=allow_changed_space)
     target = n_trials if n_trials is not None else config.max_trials
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     ctx = multiprocessing.get_context("spawn")
     placement = place_workers(config, workers, devices)
     objective = objective or Objective(config)
