@@ -122,6 +122,8 @@ class FidelitySpec:
         min: The first rung.
         max: Full fidelity: what a trial that is never stopped trains (the study's ``epochs``).
         reduction_factor: ``eta``: at each rung only the top ``1 / eta`` continue.
+        brackets: Hyperband-style brackets, 1 to ``len(rungs) + 1``: bracket ``s`` ranks
+            trials from the ``s``-th rung on (1: plain successive halving).
 
     Example:
         >>> FidelitySpec(min=1, max=9, reduction_factor=3).rungs
@@ -132,6 +134,7 @@ class FidelitySpec:
     min: int = 1
     max: int = 3
     reduction_factor: int = 3
+    brackets: int = 1
 
     @property
     def rungs(self) -> tuple[int, ...]:
@@ -738,7 +741,7 @@ def _parse_fidelity(value: Any, merged: dict[str, Any]) -> FidelitySpec:
     keep their epochs) and, when given, becomes it (full fidelity is what an unstopped trial
     trains)."""
     table = _expect_table(value, "fidelity")
-    allowed = ("resource", "min", "max", "reduction_factor")
+    allowed = ("resource", "min", "max", "reduction_factor", "brackets")
     for key in table:
         if key not in allowed:
             raise ConfigError(f"fidelity.{key}", f"unknown key; allowed: {', '.join(allowed)}")
@@ -759,7 +762,15 @@ def _parse_fidelity(value: Any, merged: dict[str, Any]) -> FidelitySpec:
         merged.setdefault("_origin", {})["epochs"] = "fidelity.max"
     else:  # a budget with few epochs (smoke) may leave no rung below max: nothing is stopped
         high = int(merged.get("epochs", StudyConfig.epochs))
-    return FidelitySpec(str(resource), low, high, eta)
+    brackets = _expect_int(table.get("brackets", 1), "fidelity.brackets", low=1, high=1000)
+    levels = len(FidelitySpec(str(resource), low, high, eta).rungs) + 1
+    if brackets > levels:
+        if "max" in table:
+            raise ConfigError("fidelity.brackets", f"at most {levels} with min = {low}, max = "
+                              f"{high} and reduction_factor = {eta} (the rungs plus full "
+                              f"fidelity), got {brackets}")
+        brackets = levels  # a budget preset with fewer epochs: fewer brackets fit
+    return FidelitySpec(str(resource), low, high, eta, brackets)
 
 
 def _merge_layer(merged: dict[str, Any], layer_name: str, layer: Mapping[str, Any],

@@ -87,6 +87,29 @@ def test_fidelity_wires_the_successive_halving_pruner() -> None:
     assert extra.n_startup_trials == 2
 
 
+def test_fidelity_brackets_are_validated_and_wired() -> None:
+    cfg = _cfg({"brackets": 3})
+    assert cfg.fidelity.brackets == 3 and _cfg({}).fidelity.brackets == 1
+    sh = make_pruner(_cfg({"brackets": 2}, pruner={"divergence": False}))
+    assert isinstance(sh, MultiObjectiveSuccessiveHalvingPruner) and sh.brackets == 2
+    for bad, text in ((0, "between 1 and"), (True, "expected an integer"),
+                      ("3", "expected an integer")):
+        with pytest.raises(ConfigError) as err:
+            _cfg({"brackets": bad})
+        assert err.value.path == "fidelity.brackets" and text in str(err.value)
+    with pytest.raises(ConfigError) as err:  # rungs 1, 3 plus full fidelity 9: three levels
+        _cfg({"brackets": 4, "max": 9})
+    assert err.value.path == "fidelity.brackets"
+    assert "at most 3 with min = 1, max = 9" in str(err.value)
+    # a budget preset with fewer epochs keeps the study runnable: fewer brackets fit
+    smoke = load_config({"experiment": EXPERIMENT, "defaults": {"epochs": 9},
+                         "budget": {"smoke": {"epochs": 3}},
+                         "fidelity": {"brackets": 3}}, budget="smoke")
+    assert smoke.fidelity.rungs == (1,) and smoke.fidelity.brackets == 2
+    with pytest.raises(ConfigError, match=r"^pruner.brackets: set by \[fidelity\]"):
+        make_pruner(_cfg({}, pruner={"brackets": 2}))
+
+
 def test_cli_rejects_a_bad_fidelity_table(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     study = tmp_path / "s.toml"
@@ -213,6 +236,37 @@ def test_equal_costs_reduce_to_single_objective_asha() -> None:
         else:
             assert t.state == TrialState.COMPLETE and stopped_rung(t) is None
             assert t.user_attrs[RUNG]["step"] == 3  # the last rung it passed
+
+
+def test_brackets_rank_each_bracket_on_its_own_rungs() -> None:
+    pruner = MultiObjectiveSuccessiveHalvingPruner(min_resource=1, reduction_factor=3,
+                                                   max_resource=9, brackets=3)
+    assert [pruner.bracket_of(n) for n in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    assert [[s for s in range(1, 12) if pruner.is_rung(s, b)] for b in range(3)] == [
+        [1, 3], [3], []]
+    explicit = MultiObjectiveSuccessiveHalvingPruner(rungs=[2, 4, 8], brackets=4)
+    assert [s for s in range(1, 10) if explicit.is_rung(s, 2)] == [8]
+    for kwargs in ({"brackets": 0}, {"brackets": 4, "max_resource": 9},
+                   {"brackets": 3, "rungs": [1], "max_resource": 9}):
+        with pytest.raises(ValueError, match=r"^brackets: "):
+            MultiObjectiveSuccessiveHalvingPruner(**kwargs)
+    # equal costs: each bracket is single-objective ASHA over its own trials and rungs
+    curves = [(acc, 1e6) for acc, _ in _curves(seed=11, n=36, epochs=9)]
+    study = _study()
+    trained = _run(study, pruner, curves, 9)
+    for b, rungs in enumerate(((1, 3), (3,), ())):
+        mine = list(range(b, 36, 3))
+        expected = _oracle_asha([curves[i][0] for i in mine], rungs, 3)
+        assert [trained[i] for i in mine] == expected
+    assert all(trained[i] == 9 for i in range(2, 36, 3))  # the full-fidelity bracket
+    assert all(trained[i] in (3, 9) for i in range(1, 36, 3))
+    assert trained.count(1) >= 4 and trained.count(3) >= 3
+    stopped = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert stopped and all(t.user_attrs[RUNG]["bracket"] == t.number % 3 for t in stopped)
+    assert all(f"(bracket {t.number % 3})" in t.user_attrs["reason"] for t in stopped)
+    # the same curves with one bracket stop differently (trials of all brackets compete)
+    assert _run(_study(), MultiObjectiveSuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=3, max_resource=9), curves, 9) != trained
 
 
 def test_multi_objective_curves_keep_the_rung_front() -> None:

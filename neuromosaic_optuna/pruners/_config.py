@@ -119,12 +119,12 @@ def _fidelity_options(config: StudyConfig, name: Any, options: dict[str, Any]) -
     if name is not None and name != ours:
         raise ConfigError("pruner.name", f"{name} conflicts with [fidelity], which stops trials "
                           f"with {ours}; drop pruner.name or the [fidelity] table")
-    for key in ("rungs", "min_resource", "reduction_factor", "max_resource"):
+    for key in ("rungs", "min_resource", "reduction_factor", "max_resource", "brackets"):
         if key in options:
-            raise ConfigError(f"pruner.{key}", "set by [fidelity] (min, max, reduction_factor); "
-                              "drop it from [pruner]")
+            raise ConfigError(f"pruner.{key}", "set by [fidelity] (min, max, reduction_factor, "
+                              "brackets); drop it from [pruner]")
     options.update(min_resource=fidelity.min, reduction_factor=fidelity.reduction_factor,
-                   max_resource=fidelity.max)
+                   max_resource=fidelity.max, brackets=fidelity.brackets)
     options.setdefault("bounds", {c.name: c.bound for c in config.constraints})
     return ours
 

@@ -129,6 +129,13 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
     stopped (:func:`~neuromosaic_optuna.record.stopped_rung`). A trial with a non-finite
     objective at a rung is stopped at once.
 
+    With ``brackets=k > 1`` it is Hyperband-style: bracket ``s`` (``0 <= s < k``) starts
+    ranking at the ``s``-th rung (``min_resource * reduction_factor ** s``, or ``rungs[s]``),
+    so later brackets judge trials only after more epochs, and the last of the
+    ``len(rungs) + 1`` possible brackets never stops a trial. A trial's bracket is its number
+    modulo ``k`` (:meth:`bracket_of`: deterministic in every worker, round-robin, no
+    coordination), and a rung compares only trials of the same bracket.
+
     Args:
         rungs: Steps (epochs) at which trials are ranked, increasing; default
             ``min_resource * reduction_factor ** k`` for k = 0, 1, ... below ``max_resource``.
@@ -138,6 +145,9 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
         max_resource: Full fidelity (the last epoch); no rung at or after it. Default: none.
         bounds: Constraints judged at the rung, ``{"min_accuracy": 0.8, "max_flops": 1e8}``
             (values in base units); a metric neither reported nor known is ignored.
+        brackets: Hyperband-style brackets (1: plain asynchronous successive halving). At
+            most the number of rungs plus one (the full-fidelity level) when ``rungs`` or
+            ``max_resource`` is given.
 
     Raises:
         ValueError: On an invalid argument (the message names it).
@@ -153,12 +163,15 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
         >>> report(t, 1, accuracy=0.7)
         >>> should_prune(t, pruner)
         True
+        >>> hb = MultiObjectiveSuccessiveHalvingPruner(max_resource=9, brackets=3)
+        >>> [[s for s in range(1, 10) if hb.is_rung(s, bracket=b)] for b in range(3)]
+        [[1, 3], [3], []]
     """
 
     def __init__(self, *, rungs: Sequence[int] | None = None, min_resource: int = 1,
                  reduction_factor: int = 3, n_startup_trials: int = 0,
                  max_resource: int | None = None,
-                 bounds: Mapping[str, float] | None = None) -> None:
+                 bounds: Mapping[str, float] | None = None, brackets: int = 1) -> None:
         self.min_resource = _check_int("min_resource", min_resource, 1)
         self.reduction_factor = _check_int("reduction_factor", reduction_factor, 2)
         self.n_startup_trials = _check_int("n_startup_trials", n_startup_trials, 0)
@@ -176,14 +189,35 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
             raise ValueError(f"bounds: expected a table such as {{'min_accuracy': 0.8}}, got "
                              f"{bounds!r}")
         self.bounds = _check_bounds(bounds or {})
+        self.brackets = _check_int("brackets", brackets, 1)
+        levels = self._levels()
+        if levels is not None and self.brackets > levels:
+            raise ValueError(f"brackets: at most {levels} (the rungs plus full fidelity), got "
+                             f"{self.brackets}")
 
-    def is_rung(self, step: int) -> bool:
-        """True when trials are ranked at ``step``."""
+    def _levels(self) -> int | None:
+        """Rungs below full fidelity plus one; None when unbounded."""
+        if self.rungs is not None:
+            return len([r for r in self.rungs
+                        if self.max_resource is None or r < self.max_resource]) + 1
+        if self.max_resource is None:
+            return None
+        count, r = 0, self.min_resource
+        while r < self.max_resource:
+            count, r = count + 1, r * self.reduction_factor
+        return count + 1
+
+    def bracket_of(self, number: int) -> int:
+        """The bracket of trial ``number``: ``number % brackets``."""
+        return number % self.brackets
+
+    def is_rung(self, step: int, bracket: int = 0) -> bool:
+        """True when trials of ``bracket`` are ranked at ``step``."""
         if self.max_resource is not None and step >= self.max_resource:
             return False
         if self.rungs is not None:
-            return step in self.rungs
-        r = self.min_resource
+            return step in self.rungs[bracket:]
+        r = self.min_resource * self.reduction_factor ** bracket
         while r < step:
             r *= self.reduction_factor
         return r == step
@@ -223,7 +257,8 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
     def judge(self, study: optuna.Study, trial: FrozenTrial) -> Verdict:
         """See the class docstring."""
         step = _latest_step(trial)
-        if step is None or not self.is_rung(step):
+        bracket = self.bracket_of(trial.number)
+        if step is None or not self.is_rung(step, bracket):
             return Verdict(False)
         objectives = _objectives(study)
         reported = [i for i, n in enumerate(objectives.names)
@@ -232,13 +267,15 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
             return Verdict(False)
         columns = [i for i in range(len(objectives.names))
                    if i in reported or _cost(trial, objectives.names[i], objectives) is not None]
+        where = {"bracket": bracket} if self.brackets > 1 else {}
         mine = self._point(trial, step, objectives, columns, reported)
         if mine is None or not all(math.isfinite(v) for v in mine):
             return Verdict(True, f"non-finite {objectives.names[reported[0]]} at rung {step}",
-                           {RUNG: {"step": step, "ahead": -1, "keep": 0, "of": 0}})
+                           {RUNG: {"step": step, "ahead": -1, "keep": 0, "of": 0, **where}})
         points, violations = [mine], [self._violation(trial, step, objectives)]
         for t in study.get_trials(deepcopy=False):
-            if t.number == trial.number or t.state == TrialState.FAIL:
+            if (t.number == trial.number or t.state == TrialState.FAIL
+                    or self.bracket_of(t.number) != bracket):
                 continue
             if not all(step in _curve(t, objectives.names[i], objectives.single_name)
                        for i in reported):
@@ -252,10 +289,11 @@ class MultiObjectiveSuccessiveHalvingPruner(CurvePruner):
         decision = rung_decision(points, [objectives.directions[i] for i in columns],
                                  reduction_factor=self.reduction_factor, violations=violations)
         attrs = {RUNG: {"step": step, "ahead": decision.ahead, "keep": decision.keep,
-                        "of": decision.n}}
+                        "of": decision.n, **where}}
         if decision.promote:
             return Verdict(False, "", attrs)
         standing = (f"Pareto rank {decision.pareto_rank}" if decision.pareto_rank >= 0
                     else "violates a constraint")
-        return Verdict(True, f"rung {step}: {decision.ahead} of {decision.n} trials rank ahead "
+        label = f"rung {step}" + (f" (bracket {bracket})" if self.brackets > 1 else "")
+        return Verdict(True, f"{label}: {decision.ahead} of {decision.n} trials rank ahead "
                              f"({standing}); only the top {decision.keep} continue", attrs)
