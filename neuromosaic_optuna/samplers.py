@@ -53,7 +53,15 @@ from neuromosaic_optuna._factory import instantiate, named_class
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
-from neuromosaic_optuna.record import GENERATION, generation_of, is_feasible, status_of
+from neuromosaic_optuna.pruners import intermediate_values
+from neuromosaic_optuna.record import (
+    GENERATION,
+    generation_of,
+    is_feasible,
+    metric_names,
+    metric_value,
+    status_of,
+)
 from neuromosaic_optuna.space import (
     encode_params,
     param_distances,
@@ -82,6 +90,7 @@ DIVERSITY_ATTR = "diversity"
 GENERATION_ATTR = GENERATION
 _STATES_WITH_PARAMS = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING,
                        TrialState.WAITING, TrialState.FAIL)
+_LOWER_RUNGS = ("off", "shift")
 
 
 class GenerationDiversity(NamedTuple):
@@ -321,6 +330,13 @@ class ParetoSampler(NSGAIISampler):
         crossover_prob: Probability that a child comes from crossover.
         swapping_prob: Uniform crossover's per-parameter swapping probability.
         seed: Seed of every random choice; the same seed gives the same trials.
+        lower_rungs: What the surrogate learns from trials stopped early (PRUNED, with curves
+            reported by :func:`neuromosaic_optuna.pruners.report`): ``"off"`` nothing;
+            ``"shift"``: each objective's last reported value, plus the median gap between
+            that step and the final value among COMPLETE trials that reported the step (at
+            least two), cost objectives from the user attribute ``metrics``. Such points
+            train the objective surrogate only: the front, the hypervolume a candidate must
+            improve and the feasibility model stay full-fidelity.
 
     Raises:
         ValueError: An argument is out of range (the message names it).
@@ -354,7 +370,11 @@ class ParetoSampler(NSGAIISampler):
         crossover_prob: float = 0.9,
         swapping_prob: float = 0.5,
         seed: int | None = None,
+        lower_rungs: str = "off",
     ) -> None:
+        if lower_rungs not in _LOWER_RUNGS:
+            raise ValueError(f"lower_rungs: expected one of {', '.join(_LOWER_RUNGS)}, got "
+                             f"{lower_rungs!r}")
         if initial_design not in ("lhs", "random"):
             raise ValueError(f"initial_design: expected 'lhs' or 'random', got {initial_design!r}")
         if not isinstance(n_candidates, int) or n_candidates < 2:
@@ -378,6 +398,7 @@ class ParetoSampler(NSGAIISampler):
         self._max_model_trials = max_model_trials
         self._min_distance = min_distance
         self._collapse_ratio = collapse_ratio
+        self._lower_rungs = lower_rungs
         self._objective_model = _Surrogate()
         self._constraint_model = _Surrogate()
         self._recorded: set[int] = set()
@@ -491,8 +512,58 @@ class ParetoSampler(NSGAIISampler):
             return self._random(study, trial, search_space)
         if len(done) < 3:
             return pool[0]
+        lower = self._lower_rung_points(study, trials, done, search_space)
         return pool[self._best_candidate(done, loss, feasible, front_mask, pool, search_space,
-                                         generation)]
+                                         generation, lower=lower)]
+
+    def _lower_rung_points(self, study: Study, trials: Sequence[FrozenTrial],
+                           done: Sequence[FrozenTrial],
+                           search_space: Mapping[str, BaseDistribution]
+                           ) -> tuple[list[FrozenTrial], np.ndarray]:
+        """The PRUNED trials the surrogate learns from and their estimated losses (one row
+        each, signs as :func:`_loss_matrix`), per ``lower_rungs``; none when ``"off"``."""
+        m = len(study.directions)
+        if self._lower_rungs == "off" or not done:
+            return [], np.zeros((0, m))
+        names = metric_names(study)
+        signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0
+                          for d in study.directions])
+        gaps: dict[tuple[int, int], float | None] = {}
+
+        def gap(i: int, step: int) -> float | None:
+            if (i, step) not in gaps:
+                found = []
+                for t in done:
+                    value = intermediate_values(t, names[i]).get(step)
+                    if value is not None and np.isfinite(value) and np.isfinite(t.values[i]):
+                        found.append(float(t.values[i]) - value)
+                gaps[(i, step)] = float(np.median(found)) if len(found) >= 2 else None
+            return gaps[(i, step)]
+
+        kept, rows = [], []
+        for t in trials:
+            if t.state != TrialState.PRUNED or not all(n in t.params for n in search_space):
+                continue
+            row: list[float] = []
+            curved = False
+            for i, name in enumerate(names):
+                curve = {s: v for s, v in intermediate_values(t, name).items()
+                         if np.isfinite(v)}
+                shift = gap(i, max(curve)) if curve else None
+                if curve and shift is not None:
+                    row.append(curve[max(curve)] + shift)
+                    curved = True
+                    continue
+                cost = None if curve else metric_value(t, name)
+                if cost is None:
+                    break
+                row.append(cost)
+            else:
+                if curved:
+                    kept.append(t)
+                    rows.append(row)
+        kept, rows = kept[-self._max_model_trials:], rows[-self._max_model_trials:]
+        return kept, np.array(rows, dtype=float).reshape(-1, m) * signs
 
     def _spread(self, pool: list[dict[str, Any]], tried: list[dict[str, Any]],
                 search_space: Mapping[str, BaseDistribution]) -> list[dict[str, Any]]:
@@ -508,7 +579,8 @@ class ParetoSampler(NSGAIISampler):
 
     def _best_candidate(self, done: list[FrozenTrial], loss: np.ndarray, feasible: np.ndarray,
                         front_mask: np.ndarray, pool: list[dict[str, Any]],
-                        search_space: Mapping[str, BaseDistribution], generation: int) -> int:
+                        search_space: Mapping[str, BaseDistribution], generation: int, *,
+                        lower: tuple[list[FrozenTrial], np.ndarray] | None = None) -> int:
         m = loss.shape[1]
         train = np.arange(len(done))
         if len(done) > self._max_model_trials:
@@ -529,7 +601,12 @@ class ParetoSampler(NSGAIISampler):
         high = loss[train][informative].max(axis=0)
         scale = np.where(high > low, high - low, 1.0)
         targets = (loss[train][informative] - low) / scale
-        mean, _ = self._objective_model.fit_predict(x[informative], targets, candidates,
+        fit_x = x[informative]
+        if lower is not None and lower[0]:  # trials stopped early: the objective model only
+            fit_x = np.vstack([fit_x, [transform.transform({n: t.params[n] for n in search_space})
+                                       for t in lower[0]]])
+            targets = np.vstack([targets, (lower[1] - low) / scale])
+        mean, _ = self._objective_model.fit_predict(fit_x, targets, candidates,
                                                     tag=generation)
         front = (loss[front_mask] - low) / scale
         directions = ["minimize"] * m
