@@ -120,3 +120,18 @@ def test_lower_rungs_never_proposes_a_tried_architecture() -> None:
 def test_lower_rungs_is_checked() -> None:
     with pytest.raises(ValueError, match=r"^lower_rungs: expected one of off, shift"):
         ParetoSampler(lower_rungs="raw")
+
+
+def test_study_files_set_lower_rungs_in_the_sampler_table() -> None:
+    from neuromosaic_optuna.config import ConfigError, load_config
+    from neuromosaic_optuna.samplers import make_sampler
+
+    experiment = {"name": "x", "architecture_type": "conv_net", "search_space": {"w": [1, 2]},
+                  "objectives": ["accuracy", "flops"]}
+    sampler = make_sampler(load_config({"experiment": experiment,
+                                        "defaults": {"sampler": {"lower_rungs": "shift"}}}))
+    assert isinstance(sampler, ParetoSampler) and sampler._lower_rungs == "shift"
+    assert make_sampler(load_config({"experiment": experiment}))._lower_rungs == "off"
+    with pytest.raises(ConfigError, match="lower_rungs: expected one of off, shift"):
+        make_sampler(load_config({"experiment": experiment,
+                                  "defaults": {"sampler": {"lower_rungs": "raw"}}}))
