@@ -8,10 +8,11 @@ on one fixed batch. The scores go to ``benchmarks/data/nb201_proxies.csv``, one 
 appended as each cell finishes; a rerun skips the cells already there (``--compute 0`` only
 prints the table from the cache).
 
-The stand-in batch (no CIFAR or ImageNet16 images exist offline): ``--batch`` (64)
+The stand-in batch (no CIFAR or ImageNet16 images exist offline; the one a tabular study's
+``proxies`` use too, :func:`neuromosaic_optuna.proxies.stand_in_batch`): ``--batch`` (64)
 Fashion-MNIST *training* images drawn with ``--seed`` from
-``/usr/share/datasets/fashion-mnist/train-*-idx*-ubyte.gz`` (read by a private IDX reader
-below), resized from 28 to 32 pixels (bilinear), repeated to 3 channels and normalised with
+``/usr/share/datasets/fashion-mnist/train-*-idx*-ubyte.gz``, resized from 28 to 32 pixels
+(bilinear), repeated to 3 channels and normalised with
 the dataset's mean 0.2860 and standard deviation 0.3530; targets are their 10 labels. The
 same batch and weights serve all three datasets (the networks of CIFAR-100 and ImageNet16-120
 differ only in the classifier head). Published figures (CIFAR images, batch 64 or 128) are
@@ -34,43 +35,25 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gzip
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from neuromosaic_optuna.models import BuildContext
 from neuromosaic_optuna.models.nasbench201 import NASBench201Table, to_arch_str
-from neuromosaic_optuna.proxies import PROXIES, proxy_rank_correlations, score_architecture
+from neuromosaic_optuna.proxies import (
+    PROXIES,
+    proxy_rank_correlations,
+    score_architecture,
+    stand_in_batch,
+)
 
 CACHE = Path(__file__).parent / "data" / "nb201_proxies.csv"
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"),
             ("imagenet16-120", "ImageNet16-120"))
 _COLUMNS = ("index", "arch_str", *PROXIES, "seconds", "batch", "seed")
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """A gzipped IDX file (Fashion-MNIST's format) as a uint8 array."""
-    with gzip.open(path, "rb") as handle:
-        data = handle.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def stand_in_batch(size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``size`` seeded Fashion-MNIST training images as a (size, 3, 32, 32) float batch."""
-    images = _read_idx(FASHION / "train-images-idx3-ubyte.gz")
-    labels = _read_idx(FASHION / "train-labels-idx1-ubyte.gz")
-    pick = np.sort(np.random.default_rng(seed).choice(len(images), size=size, replace=False))
-    x = torch.from_numpy(images[pick].astype(np.float32) / 255.0).unsqueeze(1)
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
-    x = ((x - 0.2860) / 0.3530).expand(-1, 3, -1, -1).contiguous()
-    return x, torch.from_numpy(labels[pick].astype(np.int64))
 
 
 def sample_cells(n: int, seed: int) -> list[int]:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from neuromosaic_optuna.exceptions import ConfigError
-from neuromosaic_optuna.metrics import METRICS
+from neuromosaic_optuna.metrics import METRICS, PROXY_METRICS
 from neuromosaic_optuna.robustness._registry import GROUPS, check_perturbations
 from neuromosaic_optuna.units import (
     finite_number,
@@ -186,6 +186,7 @@ class StudyConfig:
     transfer_strategy: str | None = None
     perturbations: Mapping[str, Any] | None = None
     robustness_metrics: tuple[str, ...] = ()
+    proxies: tuple[str, ...] = ()
     fidelity: FidelitySpec | None = None
     description: str = ""
     budget: str | None = None
@@ -237,7 +238,7 @@ _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]{1,3})?)$")
 #: Every key of the merged configuration.
 ALL_KEYS = SEED_KEYS | BUDGET_KEYS | frozenset({
     "weight_decay", "optimizer", "seed", "sampler", "pruner", "known_good", "description",
-    "artifact_dir",
+    "artifact_dir", "proxies",
 })
 
 _TOP_LEVEL = frozenset({"experiment", "defaults", "budget", "description", "fidelity"})
@@ -438,6 +439,8 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
             if name not in METRICS:
                 raise ConfigError(f"{path}[{i}]", f"unknown metric {name!r}")
         return tuple(value)
+    if key == "proxies":
+        return _parse_proxies(value, path)
     if key == "known_good":
         if not isinstance(value, list):
             raise ConfigError(path, "expected a list of parameter tables")
@@ -445,6 +448,19 @@ def _validate_value(key: str, value: Any, path: str) -> Any:  # noqa: C901 - one
             _check_plain_data(_expect_table(item, f"{path}[{i}]"), f"{path}[{i}]")
         return tuple(dict(v) for v in value)
     raise ConfigError(path, "unknown key")  # pragma: no cover - guarded by ALL_KEYS
+
+
+def _parse_proxies(value: Any, path: str) -> tuple[str, ...]:
+    """``proxies = ["synflow", "naswot"]``: zero-cost proxies measured on every trial."""
+    allowed = ", ".join(PROXY_METRICS)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(path, f"expected a list of proxy names among {allowed}")
+    for i, name in enumerate(value):
+        if name not in PROXY_METRICS:
+            hint = (" (measured on every trial anyway)" if name in ("params", "flops") else "")
+            raise ConfigError(f"{path}[{i}]", f"unknown proxy {name!r}{hint}; choose from "
+                              f"{allowed}")
+    return tuple(dict.fromkeys(value))
 
 
 def _check_plain_data(value: Any, path: str, depth: int = 0) -> None:
@@ -824,6 +840,10 @@ def _build(merged: dict[str, Any], *, experiment: dict[str, Any], budget: str | 
                                   f"{metric} is an objective or constraint, so perturbations "
                                   f"needs a non-empty {group!r} list")
     metrics = merged.pop("metrics", ())
+    # A proxy named as an objective or constraint is measured even when ``proxies`` omits it.
+    named = [o.name for o in objectives] + [c.metric for c in constraints.values()]
+    merged["proxies"] = tuple(dict.fromkeys(
+        [*merged.get("proxies", ()), *(n for n in named if n in PROXY_METRICS)]))
     kwargs: dict[str, Any] = {k: v for k, v in merged.items() if k != "description"}
     return StudyConfig(
         objectives=tuple(objectives),

@@ -742,6 +742,19 @@ def _key(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def _mean_by_architecture(trials: Sequence[FrozenTrial], values: np.ndarray) -> dict[str, float]:
+    """Mean finite value per distinct architecture (params), so a cell evaluated twice counts
+    once in a rank correlation (NaN where none of its values is finite)."""
+    groups: dict[str, list[float]] = {}
+    for t, v in zip(trials, values, strict=True):
+        groups.setdefault(_key(t.params), []).append(float(v))
+    out = {}
+    for k, vs in groups.items():
+        finite = [v for v in vs if math.isfinite(v)]
+        out[k] = float(np.mean(finite)) if finite else math.nan
+    return out
+
+
 def transfer_insights(source: optuna.Study, target: optuna.Study, *,
                       baseline: optuna.Study | None = None, seed: int = 0,
                       n_boot: int = 1000) -> Insights:
@@ -757,7 +770,8 @@ def transfer_insights(source: optuna.Study, target: optuna.Study, *,
         n_boot: Resamples per test.
 
     Returns:
-        :class:`Insights` with the rank correlation of shared architectures, the source front
+        :class:`Insights` with the rank correlation of the distinct architectures both studies
+        evaluated (a repeated cell counts once, at its mean), the source front
         points that stayed on the target front and, with a baseline, the trials saved.
 
     Example:
@@ -781,11 +795,10 @@ def transfer_insights(source: optuna.Study, target: optuna.Study, *,
     name = f"{getattr(source, 'study_name', 'source')} -> {getattr(target, 'study_name', 'target')}"
     if src.accuracy is None or tgt.accuracy is None:
         return Insights(name, ["transfer"], len(tgt.trials), [], ["no accuracy objective"])
-    src_acc = {_key(t.params): v for t, v in zip(src.trials, src.column(src.accuracy),
-                                                  strict=True)}
-    pairs = [(src_acc[_key(t.params)], v) for t, v in zip(tgt.trials, tgt.column(tgt.accuracy),
-                                                          strict=True)
-             if _key(t.params) in src_acc]
+    src_acc = _mean_by_architecture(src.trials, src.column(src.accuracy))
+    tgt_acc = _mean_by_architecture(tgt.trials, tgt.column(tgt.accuracy))
+    pairs = [(src_acc[k], v) for k, v in tgt_acc.items()
+             if k in src_acc and math.isfinite(src_acc[k]) and math.isfinite(v)]
     if len(pairs) >= 5:
         x, y = np.array(pairs).T
         rho, lo, hi, p = _spearman_test(x, y, rng, n_boot)
@@ -802,16 +815,16 @@ def transfer_insights(source: optuna.Study, target: optuna.Study, *,
                      "rank correlation")
     src_front = {_key(t.params) for t, f in zip(src.trials, src.front(src.names), strict=True)
                  if f}
-    tgt_front_mask = tgt.front(tgt.names)
-    evaluated = [f for t, f in zip(tgt.trials, tgt_front_mask, strict=True)
-                 if _key(t.params) in src_front]
+    tgt_front = {_key(t.params) for t, f in zip(tgt.trials, tgt.front(tgt.names), strict=True)
+                 if f}
+    evaluated = src_front & {_key(t.params) for t in tgt.trials}
     if evaluated:
-        stayed = int(sum(evaluated))
+        stayed = len(evaluated & tgt_front)
         findings.append(Finding(
             "front transfer", "source front points on the target front", stayed, stayed,
-            stayed, "points", measured=f"{stayed} of the {len(evaluated)} source front points "
-            f"evaluated on the target stayed on its front (of {len(src_front)} source front "
-            "points; measured)."))
+            stayed, "points", measured=f"{stayed} of the {len(evaluated)} distinct source "
+            f"front architectures evaluated on the target stayed on its front (of "
+            f"{len(src_front)} on the source front; measured)."))
     if baseline is not None:
         base = _table(baseline)
         if base.accuracy and base.trials and tgt.trials:

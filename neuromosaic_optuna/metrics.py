@@ -11,7 +11,11 @@ Conventions (the same in code, storage and config):
   of torchvision's model documentation ("GFLOPS" there are GMACs);
 * ``latency`` is seconds per forward pass of a batch of ``latency_batch_size`` images;
 * ``memory`` is peak activation memory in bytes for one image (see :mod:`profiling`);
-* ``throughput`` is images per second.
+* ``throughput`` is images per second;
+* zero-cost proxies (:data:`PROXY_METRICS`: ``synflow``, ``jacob_cov``, ``naswot``,
+  ``grad_norm``, ``snip``) are unitless scores of the untrained network on one seeded batch
+  (unit ``"score"``, higher predicts better; see :mod:`neuromosaic_optuna.proxies`); a proxy
+  with nothing to measure is ``-inf`` (stored as null), below every finite score.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "MetricInfo", "efficiency_metrics", "metric_info"]
+__all__ = ["METRICS", "PROXY_METRICS", "MetricInfo", "efficiency_metrics", "metric_info"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class MetricInfo:
         name: The metric's name as used in study files and user attributes.
         direction: ``"maximize"`` or ``"minimize"``.
         unit: One of ``"fraction"``, ``"count"``, ``"seconds"``, ``"bytes"``, ``"per_second"``,
-            ``"ratio"``; decides how constraint bounds such as ``"10M"`` or ``"100ms"`` parse.
+            ``"ratio"``, ``"score"`` (a unitless proxy score, a plain number); decides how
+            constraint bounds such as ``"10M"`` or ``"100ms"`` parse.
         description: One line for tables and docs.
         cost: True for metrics known before training (profiling), so constraints on them are
             checked before any training happens.
@@ -72,8 +77,18 @@ METRICS: dict[str, MetricInfo] = {
         _m("corruption_resistance", "maximize", "ratio", "corrupt_accuracy / clean_accuracy"),
         _m("adversarial_robustness", "maximize", "ratio", "adversarial / clean accuracy"),
         _m("stability_index", "minimize", "fraction", "std of accuracies over perturbations"),
+        _m("synflow", "maximize", "score", "SynFlow proxy of the untrained network", True),
+        _m("jacob_cov", "maximize", "score", "NASWOT Jacobian-covariance proxy", True),
+        _m("naswot", "maximize", "score", "NASWOT activation-pattern proxy (log-det)", True),
+        _m("grad_norm", "maximize", "score", "gradient-norm proxy on one batch", True),
+        _m("snip", "maximize", "score", "SNIP saliency proxy on one batch", True),
     )
 }
+
+#: The zero-cost proxies a study can measure (``proxies = [...]`` in a study file), in the
+#: order :mod:`neuromosaic_optuna.proxies` computes them; ``params`` and ``flops``, their
+#: baselines, are measured on every trial anyway.
+PROXY_METRICS: tuple[str, ...] = ("synflow", "jacob_cov", "naswot", "grad_norm", "snip")
 
 
 def metric_info(name: str) -> MetricInfo:

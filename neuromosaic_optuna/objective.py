@@ -9,6 +9,9 @@ What a trial stores (the same for every architecture type):
   trained), ``invalid`` (cannot be built), ``pruned`` (stopped early by a pruner; keeps its
   costs and curve), ``diverged`` (NaN/inf loss); ``reason`` when not ok;
 * user attribute ``curve``: validation accuracy after each epoch;
+* the study's zero-cost proxies (``proxies = [...]``, and any proxy named as an objective or
+  constraint) among the ``metrics``, measured after profiling and before training
+  (:meth:`Objective.proxy_scores`), so proxy constraints reject before training;
 * every constraint via ``trial.set_constraint`` (exactly once).
 
 Representation of trials that were not fully trained, so samplers learn from them:
@@ -123,6 +126,11 @@ class Objective:
         self.timing = timing
         self._splits: dict[int, DatasetSplits] = {}
         self._device: Any = None
+        self._proxy_cache: dict[str, dict[str, float]] = {}
+        if config.proxies and config.architecture_type not in _proxy_networks():
+            raise ConfigError("proxies", f"{config.architecture_type} is a table without "
+                              f"networks to score; proxies work on built architectures and on "
+                              f"{', '.join(sorted(_proxy_networks()))}")
         #: Extra per-epoch hooks ``hook(trial, epoch, metrics)``; pruners plug in here.
         self.epoch_hooks: list[Callable[[optuna.trial.Trial, int, dict[str, float]], None]] = []
 
@@ -347,6 +355,83 @@ class Objective:
                                   f"the space has {smallest:.3g} params, above {c.raw}; widen "
                                   "the bound or shrink the space")
 
+    def proxy_batch(self, resolution: int) -> tuple[Any, Any]:
+        """The one seeded batch a trial's zero-cost proxies are computed on.
+
+        Built architectures: :data:`~neuromosaic_optuna.proxies.PROXY_BATCH` images of the
+        study's **validation** split at ``resolution`` (a seeded stratified subset, then a
+        seeded draw with the study's ``seed``; never test data), on the split's device.
+        Tabular backends: the documented Fashion-MNIST stand-in batch
+        (:func:`~neuromosaic_optuna.proxies.stand_in_batch`, 32 px).
+        """
+        import torch
+
+        from neuromosaic_optuna.models import is_tabular
+        from neuromosaic_optuna.proxies import PROXY_BATCH, stand_in_batch
+
+        cfg = self.config
+        if is_tabular(cfg.architecture_type):
+            return stand_in_batch(PROXY_BATCH, cfg.seed)
+        from neuromosaic_optuna.data import split_tensors
+
+        x, y = split_tensors(self.dataset(resolution).val, limit=PROXY_BATCH, seed=cfg.seed)
+        if len(x) > PROXY_BATCH:
+            pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(cfg.seed))
+            pick = pick[:PROXY_BATCH]
+            x, y = x[pick.to(x.device)], y[pick.to(y.device)]
+        return x.float(), y.long()
+
+    def proxy_scores(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """The study's zero-cost proxies of ``params``'s untrained network.
+
+        The network is built under ``torch.manual_seed(config.seed)`` (the global random state
+        is left as it was), so an architecture scores the same in every trial; the batch is
+        :meth:`proxy_batch`. Tabular backends build their cells as networks
+        (:data:`~neuromosaic_optuna.proxies.TABULAR_NETWORKS`, 10-class head, 32 px: the
+        figures of ``benchmarks/proxies.py``). A proxy with nothing to measure (``nan``) is
+        ``-inf``, below every finite score. Results are cached per architecture.
+
+        Returns:
+            ``{proxy: score}`` for ``config.proxies`` (empty when the study has none).
+
+        Raises:
+            ArchitectureError: The params cannot be built.
+
+        Example:
+            >>> from neuromosaic_optuna import load_study_file
+            >>> cfg = load_study_file("studies/quickstart.toml", budget="smoke")
+            >>> obj = Objective(cfg.with_overrides(proxies=("naswot",)))
+            >>> params = {"depth_multiplier": 0.5, "width_multiplier": 0.25, "se_ratio": 0.0}
+            >>> scores = obj.proxy_scores(params)
+            >>> list(scores), scores == obj.proxy_scores(params)
+            (['naswot'], True)
+        """
+        cfg = self.config
+        if not cfg.proxies:
+            return {}
+        import torch
+
+        from neuromosaic_optuna.models import BuildContext, get_builder, is_tabular
+        from neuromosaic_optuna.proxies import compute_proxies
+
+        arch = {k: v for k, v in params.items() if k not in TRAINING_PARAMS}
+        key = json.dumps(arch, sort_keys=True, default=str)
+        if key not in self._proxy_cache:
+            tabular = is_tabular(cfg.architecture_type)
+            resolution = 32 if tabular else self.input_resolution(params)
+            x, y = self.proxy_batch(resolution)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                if tabular:
+                    builder = get_builder(_proxy_networks()[cfg.architecture_type])
+                    model = builder(arch, BuildContext(num_classes=10, resolution=32)).model
+                else:
+                    model = self.build(params)[0].model
+            scores = compute_proxies(model.to(x.device), x, y, names=cfg.proxies)
+            self._proxy_cache[key] = {k: v if math.isfinite(v) else -math.inf
+                                      for k, v in scores.items()}
+        return dict(self._proxy_cache[key])
+
     def _values(self, metrics: Mapping[str, float]) -> float | list[float]:
         if self.config.is_weighted:
             return weighted_score(self.config, metrics)
@@ -375,6 +460,9 @@ class Objective:
         except ArchitectureError as exc:
             self._store(trial, {}, params, "invalid", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
+        if self.config.proxies:
+            with phase("proxies"):
+                metrics.update(self.proxy_scores(params))
         return self._finish(trial, metrics, dict(params), "ok", None)
 
     def _train(self, trial: optuna.trial.Trial, params: dict[str, Any]) -> float | list[float]:
@@ -408,6 +496,9 @@ class Objective:
         add_phase("profile", time.perf_counter() - started - waited)
         add_phase("latency_lock_wait", waited)
         metrics: dict[str, float] = dict(profile.as_dict())
+        if cfg.proxies:
+            with phase("proxies"):
+                metrics.update(self.proxy_scores(params))
         violated = cost_violations(cfg.constraints, metrics)
         if violated:
             metrics.update(accuracy=REJECTED_ACCURACY, test_accuracy=REJECTED_ACCURACY,
@@ -557,6 +648,20 @@ class Objective:
         with phase("record"):
             write_result(trial, metrics, architecture, status, reason, curve,
                          worker=worker_id())
+
+
+def _builders() -> list[str]:
+    from neuromosaic_optuna.models import is_tabular, list_models
+
+    return [name for name in list_models() if not is_tabular(name)]
+
+
+def _proxy_networks() -> dict[str, str]:
+    """Architecture types whose trials can be scored by proxies: every builder (as itself)
+    and the tabular backends of :data:`~neuromosaic_optuna.proxies.TABULAR_NETWORKS`."""
+    from neuromosaic_optuna.proxies import TABULAR_NETWORKS
+
+    return {**{name: name for name in _builders()}, **TABULAR_NETWORKS}
 
 
 def _ends(dist: Any) -> list[Any]:

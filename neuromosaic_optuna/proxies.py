@@ -43,11 +43,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neuromosaic_optuna.metrics import PROXY_METRICS
 from neuromosaic_optuna.models import BuildContext, get_builder
 from neuromosaic_optuna.profiling import count_flops, count_params
 
 __all__ = [
     "PROXIES",
+    "PROXY_BATCH",
+    "TABULAR_NETWORKS",
     "compute_proxies",
     "grad_norm",
     "jacob_cov",
@@ -55,12 +58,20 @@ __all__ = [
     "proxy_rank_correlations",
     "score_architecture",
     "snip",
+    "stand_in_batch",
     "synflow",
 ]
 
-#: Every proxy :func:`compute_proxies` knows, in its default order.
-PROXIES: tuple[str, ...] = ("synflow", "jacob_cov", "naswot", "grad_norm", "snip", "params",
-                            "flops")
+#: Every proxy :func:`compute_proxies` knows, in its default order: the metrics of
+#: :data:`~neuromosaic_optuna.metrics.PROXY_METRICS`, then the baselines.
+PROXIES: tuple[str, ...] = (*PROXY_METRICS, "params", "flops")
+
+#: Images in the one seeded batch a study computes its proxies on.
+PROXY_BATCH = 64
+
+#: Tabular backends whose architectures can be built as networks (backend -> builder), so a
+#: tabular study can measure proxies on the built, untrained network.
+TABULAR_NETWORKS: dict[str, str] = {"nasbench201": "nasbench201_net"}
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish)
 
@@ -354,3 +365,42 @@ def proxy_rank_correlations(scores: Mapping[str, Sequence[float]], truth: Sequen
         result[name] = (float(rho), float(tau))
     return result
 
+
+
+def stand_in_batch(size: int = PROXY_BATCH, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The documented stand-in batch of tabular studies (NAS-Bench-201 has no images offline).
+
+    ``size`` Fashion-MNIST *training* images drawn with ``seed`` (sorted indices), resized
+    from 28 to 32 pixels (bilinear), repeated to 3 channels and normalised with the dataset's
+    mean 0.2860 and standard deviation 0.3530; targets are their 10 labels. The files are
+    found as the ``fashion_mnist`` dataset is (:mod:`neuromosaic_optuna.data`).
+
+    Args:
+        size: Images in the batch.
+        seed: Chooses the images.
+
+    Returns:
+        ``(images (size, 3, 32, 32), labels (size,))``.
+
+    Raises:
+        ConfigError: Fashion-MNIST is not installed (field ``proxies``).
+
+    Example:
+        >>> x, y = stand_in_batch(8, seed=0)
+        >>> tuple(x.shape), y.dtype
+        ((8, 3, 32, 32), torch.int64)
+    """
+    from neuromosaic_optuna._idx import read_idx_split
+    from neuromosaic_optuna.config import ConfigError
+    from neuromosaic_optuna.data import _locate
+
+    try:
+        images, labels = read_idx_split(_locate("fashion_mnist", None), "train")
+    except ConfigError as exc:
+        raise ConfigError("proxies", "the stand-in batch of tabular studies is Fashion-MNIST, "
+                          f"which is missing: {exc.message}") from None
+    pick = np.sort(np.random.default_rng(seed).choice(len(images), size=size, replace=False))
+    x = torch.from_numpy(images[pick].astype(np.float32) / 255.0).unsqueeze(1)
+    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    x = ((x - 0.2860) / 0.3530).expand(-1, 3, -1, -1).contiguous()
+    return x, torch.from_numpy(labels[pick].astype(np.int64))

@@ -213,6 +213,36 @@ def test_transfer_rank_correlation_front_and_trials_saved() -> None:
     assert saved.estimate == 6 - 1
 
 
+def test_transfer_counts_distinct_architectures_not_repeated_trials() -> None:
+    from scipy.stats import spearmanr
+
+    d = IntDistribution(0, 30)
+
+    def make(pairs: list[tuple[int, float]]) -> optuna.Study:
+        s = _study(["maximize"], ["accuracy"])
+        s.add_trials([optuna.trial.create_trial(params={"w": w}, distributions={"w": d},
+                                                value=v) for w, v in pairs])
+        return s
+
+    source = make([(w, w / 10) for w in range(10)])
+    # Cells 0..5 rank as on the source; cell 9 (the source's best) is evaluated four times on
+    # the target, low every time: trial-counting would weigh it four times.
+    target = make([(w, 0.5 + w / 100) for w in range(6)] + [(9, 0.40), (9, 0.42)] * 2)
+    found = transfer_insights(source, target, seed=0, n_boot=200)
+    rank = found.by_analysis("rank transfer")[0]
+    expected = spearmanr(list(range(6)) + [9], [0.5 + w / 100 for w in range(6)] + [0.41])
+    assert rank.estimate == pytest.approx(expected.statistic)
+    assert "7 shared architectures" in rank.sentence
+    by_trial = spearmanr(list(range(6)) + [9] * 4, [0.5 + w / 100 for w in range(6)]
+                         + [0.40, 0.42] * 2).statistic
+    assert abs(rank.estimate - by_trial) > 0.05  # the test can tell the two countings apart
+    # The source's front cell, three tied trials on the target's front: one architecture.
+    target = make([(w, 0.5 + w / 100) for w in range(6)] + [(9, 0.9)] * 3)
+    stayed = transfer_insights(source, target, seed=0, n_boot=200).by_analysis(
+        "front transfer")[0]
+    assert stayed.estimate == 1 and "1 of the 1 distinct" in stayed.sentence
+
+
 def test_too_few_trials_say_so() -> None:
     study = _study(["maximize"], ["accuracy"])
     study.add_trials([optuna.trial.create_trial(value=0.5)])
