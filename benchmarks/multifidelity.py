@@ -168,11 +168,12 @@ def run_arm(arm: str, table: Table, lookup: Lookup, space: SearchSpace, config: 
             min_resource=1, max_resource=max_epochs, reduction_factor=ETA),
         "tpe-median": optuna.pruners.MedianPruner(),
     }[arm]
+    name = f"{arm}-{seed}"  # HyperbandPruner picks brackets by hashing the study name
     if scalar:
-        study = optuna.create_study(direction="maximize", sampler=sampler,
+        study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name,
                                     pruner=pruner or optuna.pruners.NopPruner())
     else:
-        study = optuna.create_study(directions=DIRECTIONS, sampler=sampler)
+        study = optuna.create_study(directions=DIRECTIONS, sampler=sampler, study_name=name)
         with warnings.catch_warnings(action="ignore"):
             study.set_metric_names(["accuracy", "flops"])
     median_flops = float(np.median(table.flops))
@@ -230,8 +231,8 @@ def _mq(values: list[float]) -> str:
     a = np.asarray(values, dtype=float)
     if np.isinf(np.median(a)):
         return ">B"
-    q1, med, q3 = np.percentile(a, [25, 50, 75], method="nearest")  # inf stays inf
-    return f"{_fmt(med)} [{_fmt(q1)}, {_fmt(q3)}]"
+    q1, q3 = np.percentile(a, [25, 75], method="nearest")  # inf stays inf
+    return f"{_fmt(float(np.median(a)))} [{_fmt(q1)}, {_fmt(q3)}]"
 
 
 def main(argv: list[str] | None = None) -> int:

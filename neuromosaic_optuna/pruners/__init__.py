@@ -19,9 +19,10 @@ calls a multi-objective study's pruner. This module makes early stopping work in
   before training and read from the trial's user attribute ``metrics`` (completed trials: from
   their values).
 * :class:`HypervolumeStagnationCallback` stops a study whose hypervolume stalls.
-* A study file's ``[fidelity]`` table (``min``, ``max``, ``reduction_factor`` epochs) runs
-  :class:`MultiObjectiveSuccessiveHalvingPruner` (asynchronous MO-ASHA) at its rungs;
-  :func:`rung_decision` is its rule at one rung, a pure function of the results there.
+* A study file's ``[fidelity]`` table (``min``, ``max``, ``reduction_factor`` epochs, and
+  ``brackets`` for Hyperband-style brackets) runs :class:`MultiObjectiveSuccessiveHalvingPruner`
+  (asynchronous MO-ASHA) at its rungs; :func:`rung_decision` is its rule at one rung, a pure
+  function of the results there.
 
 The *optimistic estimate* used by the dominance and constraint pruners: a trial at step ``s``
 with value ``v`` may still gain, at most, the largest gain ``max_j (final_j - value_j(s))``
