@@ -14,6 +14,12 @@ Printed:
   trial with the best observed accuracy so far, i.e. what the search would report); then the
   same for the best cell the search evaluated (table means, i.e. the incumbent chosen without
   noise: which cells the search found);
+* ``predictor``: :class:`~neuromosaic_optuna.predictor.PerformancePredictor` on the cell
+  encoding plus zero-cost proxies (``--proxies``), fitted on the source trials; proxies of
+  every network it scores (source cells and its shortlist of unseen cells) come from
+  ``benchmarks/data/nb201_proxies.csv`` where cached, else are computed the way
+  ``benchmarks/proxies.py`` computes them (weights from seed 0, the Fashion-MNIST stand-in
+  batch of 64; one network per cell, shared by all seeds); the table is never read for them;
 * the same for a bound no source study can beat: the true top ``--top-k`` cells of the whole
   CIFAR-10 table enqueued (perfect source knowledge; the incumbent is still chosen by one
   noisy run per trial, run-to-run std about 0.4 points on ImageNet16-120);
@@ -32,6 +38,7 @@ Seeds 0-39 were used while choosing the method; the default report uses seeds fr
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +47,7 @@ import numpy as np
 import optuna
 
 from neuromosaic_optuna.config import StudyConfig, load_study_file
-from neuromosaic_optuna.models.nasbench201 import NASBench201Table
+from neuromosaic_optuna.models.nasbench201 import NASBench201Table, to_arch_str
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.plots import plot_search_progress, search_progress
 from neuromosaic_optuna.study import create_study, open_slots, run_study, work
@@ -48,19 +55,46 @@ from neuromosaic_optuna.transfer import source_config
 from neuromosaic_optuna.warmstart import warm_start
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "transfer_cifar10_to_imagenet.toml"
+CACHE = Path(__file__).resolve().parent / "data" / "nb201_proxies.csv"
 CHECKPOINTS = (10, 25, 50, 100)
 VARIANTS = {  # label -> selection (None: from scratch; "oracle": see _target)
     "from scratch": None,
     "plain enqueue (best)": "best",
     "diverse": "diverse",
     "surrogate (default)": "surrogate",
+    "predictor": "predictor",
     "bound: true C10 top-k": "oracle",
     "bound: true I16 top-k": "target_oracle",
 }
 
 
+class _Proxies:
+    """``params -> {proxy: score}`` of NAS-Bench-201 cells: the cache of
+    ``benchmarks/proxies.py`` (seed 0, batch 64) first, else computed the same way."""
+
+    def __init__(self, base: StudyConfig, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.objective = Objective(base.with_overrides(seed=0, proxies=names))
+        self.cached: dict[str, dict[str, float]] = {}
+        with CACHE.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["seed"] == "0" and row["batch"] == "64":
+                    self.cached[row["arch_str"]] = {n: float(row[n]) for n in names}
+        self.computed, self.seconds = 0, 0.0
+
+    def __call__(self, params: dict[str, object]) -> dict[str, float]:
+        key = to_arch_str(params)
+        if key not in self.cached:
+            start = time.perf_counter()
+            self.cached[key] = self.objective.proxy_scores(params)
+            self.seconds += time.perf_counter() - start
+            self.computed += 1
+        return self.cached[key]
+
+
 def _target(config: StudyConfig, objective: Objective, source: optuna.Study | None,
-            selection: str | None, top_k: int) -> optuna.Study:
+            selection: str | None, top_k: int, proxies: _Proxies | None = None
+            ) -> optuna.Study:
     study = create_study(config, storage=None)
     if selection in ("oracle", "target_oracle"):
         # what perfect knowledge of the whole CIFAR-10 (or even the target's) table gives
@@ -71,7 +105,7 @@ def _target(config: StudyConfig, objective: Objective, source: optuna.Study | No
             study.enqueue_trial(table.cell(int(index)))
     elif source is not None and selection is not None:
         warm_start(study, source, space=objective.space, top_k=top_k, selection=selection,
-                   seed=config.seed)
+                   seed=config.seed, proxy_fn=proxies if selection == "predictor" else None)
     open_slots(study, config.max_trials)
     work(study, objective)
     return study
@@ -121,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source-trials", type=int, default=50)
     parser.add_argument("--target-trials", type=int, default=100)
     parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--proxies", default="jacob_cov,naswot",
+                        help="proxies the predictor arm uses, comma-separated")
     parser.add_argument("--plot", type=Path, help="write the progress figure (HTML) here")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -131,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     base = load_study_file(STUDY, overrides={"max_trials": args.target_trials})
     budget = args.target_trials
     studies: dict[str, list[optuna.Study]] = {label: [] for label in VARIANTS}
+    proxies = _Proxies(base, tuple(args.proxies.split(",")))
     start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         config = base.with_overrides(seed=seed)
@@ -138,13 +175,16 @@ def main(argv: list[str] | None = None) -> None:
         source = run_study(src_config, objective=Objective(src_config))
         objective = Objective(config)
         for label, selection in VARIANTS.items():
-            studies[label].append(_target(config, objective, source, selection, args.top_k))
+            studies[label].append(_target(config, objective, source, selection, args.top_k,
+                                          proxies))
     elapsed = time.perf_counter() - start
 
     print(f"NAS-Bench-201 CIFAR-10 -> ImageNet16-120, TPE, seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1} ({args.seeds}); source {args.source_trials} "
           f"CIFAR-10 trials, top {args.top_k} enqueued; target {budget} trials; best mean "
           f"accuracy in the table {100 * best:.2f}% ({elapsed:.0f} s)")
+    print(f"predictor: proxies {', '.join(proxies.names)}; {proxies.computed} networks scored "
+          f"in this run ({proxies.seconds:.0f} s), the others read from {CACHE.name}")
     incumbents = {label: np.vstack([_incumbent_means(s) for s in group])
                   for label, group in studies.items()}
     _print_regret("regret (pp) of the incumbent (the cell the search reports: best observed "

@@ -205,7 +205,10 @@ def _build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--n-trials", type=_positive_int)
     transfer.add_argument("--workers", type=_positive_int, default=1)
     transfer.add_argument("--selection", default="surrogate",
-                          help="pareto, best, diverse or surrogate (default)")
+                          help="pareto, best, diverse, surrogate (default) or predictor (a "
+                          "performance predictor on the cell encoding plus the target's "
+                          "proxies; without proxies in the study file it ranks on the "
+                          "encoding alone and says so)")
     transfer.add_argument("--top-k", type=_positive_int, default=10,
                           help="trials enqueued from the source (default 10)")
     transfer.add_argument("--no-progress", action="store_true")

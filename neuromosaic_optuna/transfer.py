@@ -203,6 +203,7 @@ def run_transfer(
                             top_k=min(top_k, total - busy), selection=selection,
                             constraints=config.constraints,
                             profile_fn=cost_profiler(config, objective),
+                            proxy_fn=objective.proxy_scores if config.proxies else None,
                             source_storage=source_storage if source_storage is not None
                             else storage, seed=config.seed)
     if workers > 1:

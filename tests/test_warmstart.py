@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 from collections.abc import Mapping
@@ -297,6 +298,74 @@ def test_surrogate_proposes_valid_new_cells_deterministically() -> None:
     proposed = [table.evaluate(e["params"], dataset="cifar10", seed=0)["accuracy_mean"]
                 for e in first]
     assert np.mean(proposed) > np.mean(values)
+
+
+_PLANT_SPACE = {"a": ["p", "q", "r"], "b": ["p", "q", "r"], "c": ["p", "q", "r"]}
+
+
+def _planted(params: Mapping[str, Any]) -> float:
+    """A score (0..26) the encoding cannot learn (a hash of the cell), which a proxy reveals."""
+    code = sum(3 ** i * "pqr".index(params[k]) for i, k in enumerate("abc"))
+    return float((code * 7) % 27)
+
+
+def test_predictor_ranks_a_planted_function_and_never_repeats_or_leaves_the_space() -> None:
+    dists: dict[str, BaseDistribution] = {k: CategoricalDistribution(["p", "q", "r", "s"])
+                                          for k in "abc"}
+    cells = [dict(zip("abc", combo, strict=True))
+             for combo in itertools.product("pqr", repeat=3)]
+    picked = [c for c in cells if _planted(c) % 2 == 0]  # the unseen ones lie in between
+    picked.append({"a": "s", "b": "p", "c": "p"})  # outside the target space: never proposed
+    source = optuna.create_study(direction="maximize")
+    source.add_trials([create_trial(value=_planted(p) if "s" not in p.values() else 99.0,
+                                    params=p, distributions=dists, user_attrs={"status": "ok"})
+                       for p in picked])
+    target = optuna.create_study(direction="maximize")
+    best = max(cells, key=_planted)  # (a source cell: the predictor may propose it again)
+    target.enqueue_trial(best)  # already in the target: never enqueued again
+    space = SearchSpace(_PLANT_SPACE)
+    calls: list[dict[str, Any]] = []
+
+    def proxy_fn(params: dict[str, Any]) -> dict[str, float]:
+        calls.append(params)
+        return {"planted": _planted(params)}
+
+    report = warm_start(target, source, space=space, top_k=8, selection="predictor", seed=0,
+                        proxy_fn=proxy_fn)
+    enqueued = [e["params"] for e in report.enqueued]
+    assert len(enqueued) == 8 and report.skipped_duplicate >= 1 and not report.notes
+    assert len({tuple(sorted(p.items())) for p in enqueued}) == 8
+    assert all(space.contains(p) for p in enqueued) and best not in enqueued
+    assert all(e["features"] == "encoding+proxies" for e in report.enqueued)
+    assert all(space.contains(p) for p in calls)
+    # the next best cells by the planted score, nearly in order (a forest averages neighbours)
+    scores = [_planted(p) for p in enqueued]
+    truth = sorted((_planted(c) for c in cells if c != best), reverse=True)[:8]
+    assert sorted(scores, reverse=True)[:7] == truth[:7]
+    assert np.corrcoef(scores, truth)[0, 1] > 0.7  # and roughly in order
+
+
+def test_predictor_says_which_fallback_it_used() -> None:
+    dists: dict[str, BaseDistribution] = {k: CategoricalDistribution(["p", "q", "r"])
+                                          for k in "abc"}
+    cells = [dict(zip("abc", combo, strict=True))
+             for combo in itertools.product("pqr", repeat=3)]
+    space = SearchSpace(_PLANT_SPACE)
+
+    def source(n: int) -> optuna.Study:
+        study = optuna.create_study(direction="maximize")
+        study.add_trials([create_trial(value=_planted(p), params=p, distributions=dists,
+                                       user_attrs={"status": "ok"}) for p in cells[:n]])
+        return study
+
+    no_proxies = warm_start(optuna.create_study(direction="maximize"), source(10),
+                            space=space, top_k=3, selection="predictor")
+    assert no_proxies.n_enqueued == 3
+    assert "encoding alone" in no_proxies.summary()
+    assert {e["features"] for e in no_proxies.enqueued} == {"encoding"}
+    few = warm_start(optuna.create_study(direction="maximize"), source(3), space=space,
+                     top_k=3, selection="predictor")
+    assert few.n_enqueued == 3 and "fell back to pareto" in few.summary()
 
 
 def test_cost_constraints_skip_and_count() -> None:

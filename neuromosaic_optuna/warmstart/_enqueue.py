@@ -20,6 +20,7 @@ from neuromosaic_optuna.warmstart._claim import _marker_name, _wait_until_done
 from neuromosaic_optuna.warmstart._selection import (
     _DIVERSE_POOL,
     SELECTIONS,
+    ProxyFn,
     _Candidate,
     _diverse,
     _key,
@@ -52,6 +53,7 @@ class WarmStartReport:
         skipped_duplicate: Candidates equal (after mapping) to another candidate or to a trial
             the target already has.
         skipped_unmapped: Candidates with no param left after mapping.
+        notes: What a selection fell back to (e.g. ``"predictor"`` without proxies).
     """
 
     enqueued: tuple[Mapping[str, Any], ...] = ()
@@ -61,6 +63,7 @@ class WarmStartReport:
     skipped_invalid: int = 0
     skipped_duplicate: int = 0
     skipped_unmapped: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def n_enqueued(self) -> int:
@@ -85,6 +88,7 @@ class WarmStartReport:
         if self.already_done:
             parts.append(f"{'nothing new' if not self.claimed else 'nothing'} (already done "
                          f"from {'; '.join(self.already_done)})")
+        parts.extend(dict.fromkeys(self.notes))
         return "warm start: " + ("; ".join(parts) if parts else "no source")
 
     def merged(self, other: WarmStartReport) -> WarmStartReport:
@@ -95,7 +99,8 @@ class WarmStartReport:
             skipped_infeasible=self.skipped_infeasible + other.skipped_infeasible,
             skipped_invalid=self.skipped_invalid + other.skipped_invalid,
             skipped_duplicate=self.skipped_duplicate + other.skipped_duplicate,
-            skipped_unmapped=self.skipped_unmapped + other.skipped_unmapped)
+            skipped_unmapped=self.skipped_unmapped + other.skipped_unmapped,
+            notes=self.notes + other.notes)
 
 
 # --------------------------------------------------------------------------- enqueueing
@@ -160,7 +165,8 @@ def _provenance(source: _Source, candidate: _Candidate, selection: str,
 def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace, top_k: int,
                     selection: str, metrics: Sequence[str] | None,
                     constraints: Sequence[Constraint], profile_fn: Callable[..., Any] | None,
-                    seed: int, wait_timeout: float) -> WarmStartReport:
+                    proxy_fn: ProxyFn | None, seed: int, wait_timeout: float
+                    ) -> WarmStartReport:
     storage = _compat.storage_of(target)
     marker = _marker_name(target, source)
     try:
@@ -173,7 +179,7 @@ def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace
         storage.set_study_user_attr(marker_id, "state", "claimed")
         counts = {"infeasible": 0, "invalid": 0, "duplicate": 0, "unmapped": 0}
         table = _source_table(source.study, space, metrics)
-        ordered, diverse = _ordered_candidates(table, space, selection, seed)
+        ordered, diverse, note = _ordered_candidates(table, space, selection, seed, proxy_fn)
         seen = _existing_keys(target)
         pool = _DIVERSE_POOL * top_k if diverse else top_k
         chosen = _filter(ordered, pool, seen, constraints, profile_fn, space, counts)
@@ -188,7 +194,8 @@ def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace
             enqueued.append({"params": dict(candidate.params), **provenance})
         summary = {"source_storage": source.label, "source_study": source.study.study_name,
                    "selection": selection, "top_k": top_k, "enqueued": len(enqueued),
-                   **{f"skipped_{k}": v for k, v in counts.items()}}
+                   **{f"skipped_{k}": v for k, v in counts.items()},
+                   **({"note": note} if note else {})}
         target.set_user_attr(f"warm_start:{source.key}", summary)
         storage.set_study_user_attr(marker_id, "state", "done")
     except BaseException:
@@ -197,7 +204,8 @@ def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace
     return WarmStartReport(
         enqueued=tuple(enqueued), claimed=(f"{source.label} {source.study.study_name}",),
         skipped_infeasible=counts["infeasible"], skipped_invalid=counts["invalid"],
-        skipped_duplicate=counts["duplicate"], skipped_unmapped=counts["unmapped"])
+        skipped_duplicate=counts["duplicate"], skipped_unmapped=counts["unmapped"],
+        notes=(note,) if note else ())
 
 
 def warm_start(
@@ -210,6 +218,7 @@ def warm_start(
     metrics: Sequence[str] | None = None,
     constraints: Sequence[Constraint] | None = None,
     profile_fn: Callable[[dict[str, Any]], Mapping[str, float]] | None = None,
+    proxy_fn: ProxyFn | None = None,
     source_storage: str | BaseStorage | None = None,
     seed: int = 0,
     wait_timeout: float = 120.0,
@@ -232,8 +241,12 @@ def warm_start(
             ``profile_fn`` on candidates that set every param of ``space``.
         profile_fn: ``params -> metrics`` without training (see :func:`cost_profiler`); may
             raise :class:`~neuromosaic_optuna.models.ArchitectureError`.
+        proxy_fn: ``params -> {proxy: score}`` of the untrained network, the features
+            ``selection="predictor"`` adds to the encoding (e.g.
+            :meth:`~neuromosaic_optuna.objective.Objective.proxy_scores`); without it the
+            predictor ranks on the encoding alone and the report says so.
         source_storage: Storage of sources given by name; default: the target's storage.
-        seed: Seed of the surrogate (same seed, same trials).
+        seed: Seed of the surrogate and the predictor (same seed, same trials).
         wait_timeout: Seconds to wait for another process that claimed the same warm start.
 
     Returns:
@@ -277,5 +290,5 @@ def warm_start(
         report = report.merged(_warm_start_one(
             target_study, resolved, space=space, top_k=top_k, selection=selection,
             metrics=metrics, constraints=tuple(constraints or ()), profile_fn=profile_fn,
-            seed=seed, wait_timeout=wait_timeout))
+            proxy_fn=proxy_fn, seed=seed, wait_timeout=wait_timeout))
     return report

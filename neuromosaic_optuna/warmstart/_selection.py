@@ -1,11 +1,12 @@
-"""Which source trials to enqueue: Pareto rank, best, diverse, or a surrogate's ranking."""
+"""Which source trials to enqueue: Pareto rank, best, diverse, a surrogate's ranking, or a
+performance predictor's (encoding + zero-cost proxies) ranking."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,16 +20,24 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 
 from neuromosaic_optuna.pareto import crowding_distance, pareto_info, pareto_ranks
-from neuromosaic_optuna.record import trained
+from neuromosaic_optuna.record import metrics_of, trained
 from neuromosaic_optuna.space import SearchSpace, param_distance, param_features
 
 #: Accepted values of ``selection``.
-SELECTIONS = ("pareto", "best", "diverse", "surrogate")
+SELECTIONS = ("pareto", "best", "diverse", "surrogate", "predictor")
+
+#: ``params -> {proxy: score}`` of the untrained network (e.g.
+#: :meth:`~neuromosaic_optuna.objective.Objective.proxy_scores`).
+ProxyFn = Callable[[dict[str, Any]], Mapping[str, float]]
 
 _ENUMERATE_MAX = 20_000
 _RANDOM_CANDIDATES = 4_096
 _MIN_SURROGATE_TRIALS = 5
 _DIVERSE_POOL = 3
+#: Candidates the encoding-only predictor passes on to be scored with proxies.
+_SHORTLIST = 40
+#: Weight of the predictor's uncertainty in its optimistic bound ``mean + beta * std``.
+_BETA = 0.5
 
 
 # --------------------------------------------------------------------------- candidates
@@ -200,6 +209,88 @@ def _surrogate_candidates(table: _SourceTable, space: SearchSpace,
     return ranked()
 
 
+def _source_proxies(table: _SourceTable, rows: Sequence[int], names: Sequence[str],
+                    proxy_fn: ProxyFn) -> list[dict[str, float]]:
+    """Proxy scores of source rows: the trial's own stored ones when it measured them all,
+    else computed from its (mapped) network."""
+    out = []
+    for i in rows:
+        stored = metrics_of(table.trials[i])
+        if names and all(n in stored for n in names):
+            out.append({n: (float(stored[n]) if stored[n] is not None else -math.inf)
+                        for n in names})
+        else:
+            out.append(_safe_proxies(proxy_fn, table.mapped[i]))
+    return out
+
+
+def _safe_proxies(proxy_fn: ProxyFn, params: Mapping[str, Any]) -> dict[str, float]:
+    """``proxy_fn(params)``; no scores (missing features) when the cell cannot be built."""
+    from neuromosaic_optuna.models import ArchitectureError
+
+    try:
+        return dict(proxy_fn(dict(params)))
+    except ArchitectureError:
+        return {}
+
+
+def _predictor_candidates(table: _SourceTable, space: SearchSpace, seed: int,
+                          proxy_fn: ProxyFn | None) -> tuple[Iterator[_Candidate], str] | None:
+    """Candidates ranked by :class:`~neuromosaic_optuna.predictor.PerformancePredictor`.
+
+    Two stages: a predictor on the encoding alone, fitted on the source trials, screens the
+    target space (as ``"surrogate"`` enumerates it) down to :data:`_SHORTLIST` cells by its
+    optimistic bound; with ``proxy_fn``, those cells and the source trials are scored by
+    their proxies, a second predictor on encoding + proxies is fitted and re-ranks the
+    shortlist by ``mean + _BETA * std``. Only the source's measured values and the networks'
+    own proxies are read. Returns None with fewer than 5 usable source trials, else the
+    ranking and the features used (``"encoding+proxies"`` or ``"encoding"``).
+    """
+    usable = [i for i, m in enumerate(table.mapped) if m and table.feasible[i]]
+    dists = _known_space([table.mapped[i] for i in usable], space.distributions)
+    usable = [i for i in usable if all(n in table.mapped[i] for n in dists)]  # whole cells
+    if len(usable) < _MIN_SURROGATE_TRIALS:
+        return None
+    from neuromosaic_optuna.predictor import PerformancePredictor, architecture_features
+
+    sign = 1.0 if table.directions[0] == "maximize" else -1.0
+    y = (sign * table.values[usable, 0]).tolist()
+    mapped = [table.mapped[i] for i in usable]
+    grid = _candidate_grid(dists, mapped, np.random.default_rng(seed))
+    coarse = PerformancePredictor(seed=seed).fit(param_features(mapped, dists), y)
+    mean, std = coarse.predict(param_features(grid, dists))
+    order = [int(i) for i in np.argsort(-(mean + _BETA * std), kind="stable")]
+    features = "encoding"
+    if proxy_fn is not None:
+        short = order[:_SHORTLIST]
+        first = _safe_proxies(proxy_fn, mapped[0])
+        names = sorted(first)
+        source_scores = [first, *_source_proxies(table, usable[1:], names, proxy_fn)]
+        if names:
+            short_scores = [_safe_proxies(proxy_fn, grid[i]) for i in short]
+            fine = PerformancePredictor(seed=seed).fit(
+                architecture_features(mapped, dists, source_scores, names), y)
+            mean_s, std_s = fine.predict(architecture_features(
+                [grid[i] for i in short], dists, short_scores, names))
+            mean[short], std[short] = mean_s, std_s
+            rerank = np.argsort(-(mean_s + _BETA * std_s), kind="stable")
+            order = [short[int(i)] for i in rerank] + order[_SHORTLIST:]
+            features = "encoding+proxies"
+    exact = {_key(table.mapped[i]): i for i in usable}
+
+    def ranked() -> Iterator[_Candidate]:
+        for row in order:
+            params = grid[row]
+            source_row = exact.get(_key(params))
+            extra: dict[str, Any] = {"predicted": round(float(sign * mean[row]), 6),
+                                     "predicted_std": round(float(std[row]), 6),
+                                     "fitted_on": len(usable), "features": features}
+            yield _Candidate(params, table.trials[source_row] if source_row is not None
+                             else None, extra)
+
+    return ranked(), features
+
+
 def _norm(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -211,16 +302,29 @@ def _key(params: Mapping[str, Any]) -> str:
 
 
 def _ordered_candidates(table: _SourceTable, space: SearchSpace, selection: str,
-                        seed: int) -> tuple[Iterable[_Candidate], bool]:
-    """Candidates in order of preference and whether the list is a final choice (diverse)."""
+                        seed: int, proxy_fn: ProxyFn | None = None
+                        ) -> tuple[Iterable[_Candidate], bool, str | None]:
+    """Candidates in order of preference, whether the list is a final choice (diverse), and
+    a note when the selection fell back to something else."""
+    if selection == "predictor":
+        result = _predictor_candidates(table, space, seed, proxy_fn)
+        if result is not None:
+            ranked_by_predictor, features = result
+            note = None if features == "encoding+proxies" else (
+                "predictor: no proxy function, so it ranked on the cell encoding alone "
+                "(give proxy_fn, or set proxies in the study file)")
+            return ranked_by_predictor, False, note
+        return (*_ordered_candidates(table, space, "pareto", seed)[:2],
+                f"predictor: fewer than {_MIN_SURROGATE_TRIALS} usable source trials, so it "
+                "fell back to pareto")
     if selection == "surrogate":
         ranked = _surrogate_candidates(table, space, seed)
         if ranked is not None:
-            return ranked, False
+            return ranked, False, None
         selection = "pareto"
     if selection == "best":
         order = _best_order(table)
     else:
         order = _pareto_order(table.values, table.directions, table.feasible, table.violation)
     return [_Candidate(table.mapped[i], table.trials[i], {"rank": r})
-            for r, i in enumerate(order)], selection == "diverse"
+            for r, i in enumerate(order)], selection == "diverse", None
