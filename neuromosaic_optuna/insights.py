@@ -624,8 +624,19 @@ def _motifs(study: optuna.Study, table: _Table, front: np.ndarray) -> list[Findi
     edges = sorted(p for p in _searched(study, table.trials) if p.startswith("edge_"))
     if not edges or front.sum() < 2 or (~front).sum() < 2:
         return findings
+    # One row per distinct cell (a cell evaluated twice counts once; on the front when any of
+    # its trials is), so a sampler that revisits a cell does not inflate the Fisher counts.
+    cells: dict[str, bool] = {}
+    cell_params: dict[str, Mapping[str, Any]] = {}
+    for t, f in zip(table.trials, front, strict=True):
+        k = _key({e: t.params.get(e) for e in edges})
+        cells[k] = cells.get(k, False) or bool(f)
+        cell_params[k] = t.params
+    front = np.array(list(cells.values()), dtype=bool)
+    if front.sum() < 2 or (~front).sum() < 2:
+        return findings
     for edge in edges:
-        ops = [str(t.params.get(edge)) for t in table.trials]
+        ops = [str(cell_params[k].get(edge)) for k in cells]
         for op in sorted(set(ops)):
             has = np.array([o == op for o in ops])
             a, b = int((has & front).sum()), int((~has & front).sum())

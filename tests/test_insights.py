@@ -98,6 +98,38 @@ def test_motif_always_on_the_front_is_enriched() -> None:
     assert "nasbench201" in found.analyses
 
 
+def test_motif_counts_distinct_cells_not_repeated_trials() -> None:
+    """Two front cells, each revisited 15 times by the sampler, are two cells: too few to
+    claim a motif, where counting 30 front trials would."""
+    rng = random.Random(7)
+    study = _study(["maximize", "minimize"], ["accuracy", "params"])
+    dist = CategoricalDistribution(OPS)
+    front_cells = [({"edge_0": "skip_connect", "edge_1": "nor_conv_3x3"}, 0.9, 2.0),
+                   ({"edge_0": "none", "edge_1": "nor_conv_3x3"}, 0.8, 1.0)]
+    rows = [c for c in front_cells for _ in range(15)]
+    seen = {tuple(c.values()) for c, _, _ in front_cells}
+    while len(rows) < 30 + 20:
+        cell = {"edge_0": rng.choice(OPS), "edge_1": rng.choice(OPS)}
+        if tuple(cell.values()) not in seen:
+            seen.add(tuple(cell.values()))
+            rows.append((cell, rng.uniform(0.3, 0.7), rng.uniform(1.5, 3.0)))
+    study.add_trials([optuna.trial.create_trial(
+        params=c, distributions={k: dist for k in c}, values=[a, p]) for c, a, p in rows])
+    found = study_insights(study, seed=0, n_boot=200, importance=False)
+    motif = next(f for f in found.by_analysis("operation motifs")
+                 if f.subject == "nor_conv_3x3 on edge_1")
+    assert "100% of front cells" in motif.sentence
+    assert not motif.supported and "cannot support a claim" in motif.sentence
+    # each cell evaluated once: the same counts, so the same estimate
+    again = _study(["maximize", "minimize"], ["accuracy", "params"])
+    once = [rows[0], rows[15], *rows[30:]]
+    again.add_trials([optuna.trial.create_trial(
+        params=c, distributions={k: dist for k in c}, values=[a, p]) for c, a, p in once])
+    same = next(f for f in study_insights(again, seed=0, n_boot=200, importance=False)
+                .by_analysis("operation motifs") if f.subject == "nor_conv_3x3 on edge_1")
+    assert same.estimate == pytest.approx(motif.estimate)
+
+
 def test_no_effect_planted_gives_at_most_5_of_50_studies_with_any_claim() -> None:
     studies_with_claims = 0
     for seed in range(50):
