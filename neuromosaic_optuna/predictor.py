@@ -116,7 +116,8 @@ class PerformancePredictor:
         x = np.asarray(x, dtype=float)
         return np.where(np.isfinite(x), x, self._fill)
 
-    def fit(self, features: np.ndarray, targets: Sequence[float]) -> PerformancePredictor:
+    def fit(self, features: np.ndarray,
+            targets: Sequence[float] | np.ndarray) -> PerformancePredictor:
         """Fit on ``(n, d)`` features and ``n`` targets (``n >= 2``); returns ``self``.
 
         Raises:

@@ -19,9 +19,11 @@
   parameter's range, or every category, is covered evenly), not independent random draws;
 * **then focus**: from the second generation on, each trial is chosen from a pool of
   candidates (NSGA-II children of the elite population, random points, and one-step
-  neighbours of the current Pareto front) by a Gaussian-process surrogate fitted to the
-  finished trials: the candidate whose predicted objectives add the most hypervolume to the
-  front wins. Architectures already evaluated are never proposed again;
+  neighbours of the current Pareto front) by a surrogate fitted to the finished trials (a
+  Gaussian process, or with ``surrogate="forest"``/``"boosting"`` a tree ensemble of
+  :mod:`neuromosaic_optuna.predictor`; optionally with zero-cost proxy features): the
+  candidate whose predicted objectives add the most hypervolume to the front wins.
+  Architectures already evaluated are never proposed again;
 * **monitor diversity**: after each generation the population's diversity (mean pairwise
   normalized parameter distance, :func:`population_diversity`) is stored in the study user
   attribute ``diversity`` and logged; in a multi-objective study a
@@ -37,7 +39,7 @@ from __future__ import annotations
 import logging
 import warnings
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -53,6 +55,7 @@ from neuromosaic_optuna._factory import instantiate, named_class
 from neuromosaic_optuna.config import StudyConfig
 from neuromosaic_optuna.exceptions import ConfigError, PrematureConvergenceWarning
 from neuromosaic_optuna.pareto import hypervolume, pareto_front_mask, pareto_ranks
+from neuromosaic_optuna.predictor import PerformancePredictor, architecture_features
 from neuromosaic_optuna.pruners import intermediate_values
 from neuromosaic_optuna.record import (
     GENERATION,
@@ -260,6 +263,34 @@ class _Surrogate:
                 np.asarray(std, dtype=float).reshape(shape))
 
 
+class _PredictorSurrogate:
+    """One :class:`~neuromosaic_optuna.predictor.PerformancePredictor` per target column
+    (``family`` ``"forest"`` or ``"boosting"``), refitted on every call; its uncertainty is
+    the spread of the ensemble's members. Same interface as :class:`_Surrogate`."""
+
+    def __init__(self, family: str, seed: int) -> None:
+        self._family = family
+        self._seed = seed
+
+    def fit_predict(self, x: np.ndarray, y: np.ndarray, candidates: np.ndarray, *,
+                    tag: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Fit on ``(x, y)`` and predict mean and standard deviation at ``candidates``, each
+        ``(len(candidates), y.shape[1])``; ``tag`` is unused (every fit starts afresh)."""
+        y = np.asarray(y, dtype=float).reshape(len(x), -1)
+        means, stds = [], []
+        for column in y.T:
+            model = PerformancePredictor(family=self._family, seed=self._seed)
+            mean, std = model.fit(x, column).predict(candidates)
+            means.append(mean)
+            stds.append(std)
+        return np.column_stack(means), np.column_stack(stds)
+
+
+#: Surrogate families ``ParetoSampler(surrogate=...)`` accepts.
+_SURROGATES = ("gp", "forest", "boosting")
+ProxyFunction = Callable[[dict[str, Any]], Mapping[str, float]]
+
+
 def _loss_matrix(trials: Sequence[FrozenTrial], directions: Sequence[StudyDirection]) -> np.ndarray:
     signs = np.array([-1.0 if d == StudyDirection.MAXIMIZE else 1.0 for d in directions])
     return np.array([t.values for t in trials], dtype=float) * signs
@@ -300,6 +331,13 @@ class ParetoSampler(NSGAIISampler):
     With ``screening=False`` and ``initial_design="random"`` it is plain NSGA-II (plus the
     duplicate check and the diversity monitor).
 
+    The surrogate is a Gaussian process by default (``surrogate="gp"``); ``"forest"`` or
+    ``"boosting"`` screen with :class:`~neuromosaic_optuna.predictor.PerformancePredictor`
+    ensembles instead (one per objective and constraint model, refitted for every trial).
+    ``proxies`` adds, to every surrogate's encoding, features computed from the network
+    itself (zero-cost proxies, :mod:`neuromosaic_optuna.proxies`): a callable called once per
+    parameter set, never with a benchmark table's values.
+
     Cost: the surrogate's kernel is fitted once per generation; with 100 trials a suggestion
     takes some tens of milliseconds (scikit-learn's Gaussian process, one thread), against
     seconds for Optuna's ``GPSampler``. A suggestion reads the study's trials and its system
@@ -329,6 +367,11 @@ class ParetoSampler(NSGAIISampler):
         crossover: An ``optuna.samplers.nsgaii`` crossover (default uniform).
         crossover_prob: Probability that a child comes from crossover.
         swapping_prob: Uniform crossover's per-parameter swapping probability.
+        surrogate: ``"gp"`` (Gaussian process), ``"forest"`` (random forest) or
+            ``"boosting"`` (gradient-boosted trees): the model that screens offspring.
+        proxies: None, or a callable ``params -> {proxy name: score}`` computed from the
+            network the parameters describe; its scores (signed ``log1p``; ``nan`` allowed)
+            are appended to the surrogate's features. It is called once per parameter set.
         seed: Seed of every random choice; the same seed gives the same trials.
         lower_rungs: What the surrogate learns from trials stopped early (PRUNED, with curves
             reported by :func:`neuromosaic_optuna.pruners.report`): ``"off"`` nothing;
@@ -369,12 +412,20 @@ class ParetoSampler(NSGAIISampler):
         crossover: BaseCrossover | None = None,
         crossover_prob: float = 0.9,
         swapping_prob: float = 0.5,
+        surrogate: str = "gp",
+        proxies: ProxyFunction | None = None,
         seed: int | None = None,
         lower_rungs: str = "off",
     ) -> None:
         if lower_rungs not in _LOWER_RUNGS:
             raise ValueError(f"lower_rungs: expected one of {', '.join(_LOWER_RUNGS)}, got "
                              f"{lower_rungs!r}")
+        if surrogate not in _SURROGATES:
+            raise ValueError(f"surrogate: expected one of {', '.join(map(repr, _SURROGATES))}, "
+                             f"got {surrogate!r}")
+        if proxies is not None and not callable(proxies):
+            raise ValueError(f"proxies: expected None or a callable params -> {{name: score}}, "
+                             f"got {type(proxies).__name__}")
         if initial_design not in ("lhs", "random"):
             raise ValueError(f"initial_design: expected 'lhs' or 'random', got {initial_design!r}")
         if not isinstance(n_candidates, int) or n_candidates < 2:
@@ -399,8 +450,17 @@ class ParetoSampler(NSGAIISampler):
         self._min_distance = min_distance
         self._collapse_ratio = collapse_ratio
         self._lower_rungs = lower_rungs
-        self._objective_model = _Surrogate()
-        self._constraint_model = _Surrogate()
+        self._surrogate = surrogate
+        self._proxies = proxies
+        self._proxy_cache: dict[tuple[tuple[str, Any], ...], dict[str, float]] = {}
+        self._proxy_names: list[str] | None = None
+        self._objective_model: _Surrogate | _PredictorSurrogate
+        self._constraint_model: _Surrogate | _PredictorSurrogate
+        if surrogate == "gp":
+            self._objective_model, self._constraint_model = _Surrogate(), _Surrogate()
+        else:
+            self._objective_model = _PredictorSurrogate(surrogate, self._design_seed)
+            self._constraint_model = _PredictorSurrogate(surrogate, self._design_seed + 1)
         self._recorded: set[int] = set()
 
     # ------------------------------------------------------------------ Optuna hooks
@@ -591,6 +651,17 @@ class ParetoSampler(NSGAIISampler):
         x = np.array([transform.transform({n: done[i].params[n] for n in search_space})
                       for i in train])
         candidates = np.array([transform.transform(p) for p in pool])
+        lower_params = ([{n: t.params[n] for n in search_space} for t in lower[0]]
+                        if lower is not None else [])
+        lower_x = np.array([transform.transform(p) for p in lower_params]).reshape(
+            len(lower_params), x.shape[1])
+        if self._proxies is not None:  # one call, so the GP's proxy scaling is shared
+            extra = self._proxy_features([{n: done[i].params[n] for n in search_space}
+                                          for i in train] + pool + lower_params)
+            n_x, n_c = len(x), len(candidates)
+            x = np.hstack([x, extra[:n_x]])
+            candidates = np.hstack([candidates, extra[n_x:n_x + n_c]])
+            lower_x = np.hstack([lower_x, extra[n_x + n_c:]])
         p_feasible = self._feasibility(done, train, x, candidates, generation)
         # Trials rejected before training carry sentinel objective values: they teach the
         # constraint model, not the objective model.
@@ -603,8 +674,7 @@ class ParetoSampler(NSGAIISampler):
         targets = (loss[train][informative] - low) / scale
         fit_x = x[informative]
         if lower is not None and lower[0]:  # trials stopped early: the objective model only
-            fit_x = np.vstack([fit_x, [transform.transform({n: t.params[n] for n in search_space})
-                                       for t in lower[0]]])
+            fit_x = np.vstack([fit_x, lower_x])
             targets = np.vstack([targets, (lower[1] - low) / scale])
         mean, _ = self._objective_model.fit_predict(fit_x, targets, candidates,
                                                     tag=generation)
@@ -622,6 +692,31 @@ class ParetoSampler(NSGAIISampler):
         # epsilon indicator), preferring likely feasible ones.
         gap = np.array([np.min(np.max(p - front, axis=1)) for p in mean])
         return int(np.argmin(gap - p_feasible))
+
+    def _proxy_features(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """Proxy columns for parameter sets: each set's scores computed once (cached), names
+        fixed by the first result, signed-log scaled
+        (:func:`~neuromosaic_optuna.predictor.architecture_features`). For the Gaussian
+        process they are rescaled to ``[0, 1]`` over ``rows`` (missing: 0); the tree models
+        take them as they are (``nan`` filled by the predictor)."""
+        assert self._proxies is not None
+        scores = []
+        for params in rows:
+            key = _key(params)
+            if key not in self._proxy_cache:
+                self._proxy_cache[key] = {str(k): float(v)
+                                          for k, v in self._proxies(dict(params)).items()}
+            scores.append(self._proxy_cache[key])
+        if self._proxy_names is None:
+            self._proxy_names = sorted(scores[0]) if scores else []
+        extra = architecture_features(rows, {}, scores, self._proxy_names)
+        if self._surrogate != "gp":
+            return extra
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan columns
+            low, high = np.nanmin(extra, axis=0), np.nanmax(extra, axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        return np.nan_to_num((extra - low) / span, nan=0.0)
 
     def _feasibility(self, done: list[FrozenTrial], train: np.ndarray, x: np.ndarray,
                      candidates: np.ndarray, generation: int) -> np.ndarray:

@@ -135,3 +135,20 @@ def test_study_files_set_lower_rungs_in_the_sampler_table() -> None:
     with pytest.raises(ConfigError, match="lower_rungs: expected one of off, shift"):
         make_sampler(load_config({"experiment": experiment,
                                   "defaults": {"sampler": {"lower_rungs": "raw"}}}))
+
+
+@pytest.mark.parametrize("surrogate", ["gp", "forest"])
+def test_lower_rungs_with_proxy_features_and_every_surrogate(surrogate: str) -> None:
+    # stopped trials need the proxy columns too: the encodings they join have them
+    calls: list[dict[str, Any]] = []
+
+    def proxies(params: dict[str, Any]) -> dict[str, float]:
+        calls.append(params)
+        return {"size": params["x"] + params["y"]}
+
+    sampler = ParetoSampler(population_size=4, seed=3, lower_rungs="shift", min_distance=0.0,
+                            surrogate=surrogate, proxies=proxies)
+    study = _study(pruned=True, sampler=sampler)
+    params = study.ask(SPACE).params
+    assert 0.0 <= params["x"] <= 1.0 and 0.0 <= params["y"] <= 1.0
+    assert {"x": 0.45, "y": 0.95} in calls  # the stopped trial's proxies were computed
