@@ -3,7 +3,8 @@
 A small Fashion-MNIST study (the quickstart's EfficientNet-style ``conv_net`` space, accuracy vs
 FLOPs, ``ParetoSampler``) is run twice with the same seed, each in its own SQLite file:
 
-* **full**: ``--trials`` trials, every one trained to ``--epochs`` epochs: the epoch budget
+* **full**: ``--trials`` trials, every one trained to ``--epochs`` epochs (``[pruner] name =
+  "NopPruner"``: without it the default dominance pruner would stop some): the epoch budget
   ``B = trials x epochs``;
 * **fidelity**: the same study file plus ``[fidelity]`` (``min = 1``, ``max = --epochs``,
   ``reduction_factor = 3``, ``brackets = --brackets``): ``neuromosaic run --n-trials N`` is
@@ -75,6 +76,10 @@ population_size = {population}
 convnet_stages = ["ds_r1_k3_s1_e1_c16", "ir_r2_k3_s2_e6_c24", "ir_r2_k5_s2_e6_c40", \
 "ir_r2_k3_s1_e6_c80"]
 convnet_head_channels = 256
+"""
+NO_PRUNING = """
+[defaults.pruner]
+name = "NopPruner"
 """
 FIDELITY = """
 [fidelity]
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     text = STUDY.format(trials=args.trials, data=data, resolution=args.resolution,
                         epochs=args.epochs, population=args.trials)
     full_file, fid_file = work / "full.toml", work / "fidelity.toml"
-    full_file.write_text(text)
+    full_file.write_text(text + NO_PRUNING)
     fid_file.write_text(text + FIDELITY.format(epochs=args.epochs, brackets=args.brackets))
     budget = args.trials * args.epochs
     print(f"Fashion-MNIST subset: {args.train_file} training-file images (90% train, 10% "
