@@ -53,8 +53,9 @@ Printed per sampler: median and interquartile range of the score, the median rel
 random search's, and the wall time per trial; for (a) the goals of issue 19, met or not.
 
 Part (a) can be split over processes: ``--arms`` picks samplers, ``--out FILE`` appends one
-JSON line per run, ``--report FILE [FILE ...]`` prints the tables of saved runs (a table
-compares only runs of the same settings; keep the baseline ``random`` in one of the files).
+JSON line per run and skips the runs the file already holds (so processes can share a file
+and a stopped run resumes), ``--report FILE [FILE ...]`` prints the tables of saved runs
+(a run recorded twice counts once; keep the baseline ``random`` in one of the files).
 
 Run: ``python benchmarks/multiobjective.py [--parts abc] [--problems a1,a2,a3] [--seeds 10]
 [--first-seed 0] [--trials 100] [--gp-seeds 5] [--arms ...] [--out runs.jsonl] [--ablations]``
@@ -230,8 +231,11 @@ def _stat(values: Sequence[float]) -> str:
 
 def nasbench_report(records: Sequence[dict[str, Any]]) -> None:
     """Print part (a)'s tables and the issue's goals, met or not, from run records."""
+    unique: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    for r in records:
+        unique.setdefault(_run_key(r), r)  # a run two processes both made counts once
     for problem in PROBLEMS:
-        runs = [r for r in records if r["problem"] == problem]
+        runs = [r for r in unique.values() if r["problem"] == problem]
         if not runs:
             continue
         dataset, objectives, goal = PROBLEMS[problem]
@@ -273,6 +277,17 @@ def nasbench_report(records: Sequence[dict[str, Any]]) -> None:
                       f"{'met' if medians[ours] >= goal else 'not met'}")
 
 
+def _run_key(record: dict[str, Any]) -> tuple[str, str, int, int]:
+    return record["problem"], record["sampler"], record["seed"], record["trials"]
+
+
+def _recorded(path: Path) -> set[tuple[str, str, int, int]]:
+    """The runs a record file holds (read before each run: processes may share it)."""
+    if not path.exists():
+        return set()
+    return {_run_key(json.loads(line)) for line in path.read_text().splitlines() if line.strip()}
+
+
 def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0,
              gp_seeds: int = 5, problems: Sequence[str] = tuple(PROBLEMS),
              arms: Sequence[str] | None = None, out: Path | None = None) -> list[dict[str, Any]]:
@@ -290,6 +305,8 @@ def nasbench(seeds: int, trials: int, ablations: bool, first_seed: int = 0,
         for name, factory in chosen.items():
             n = min(seeds, gp_seeds) if name == GP_NAME else seeds
             for seed in range(first_seed, first_seed + n):
+                if out is not None and (problem, name, seed, trials) in _recorded(out):
+                    continue  # resumed: this run is in the file already
                 record = nasbench_run(problem, name, factory, seed, trials, table)
                 records.append(record)
                 if out is not None:

@@ -90,9 +90,12 @@ class PerformancePredictor:
     Args:
         family: One of :data:`FAMILIES`.
         seed: Seeds every random choice of the model.
+        n_estimators: Trees of the forest (default 200) or boosting stages of each boosted
+            member (default 150); ignored by ``"gp"`` and ``"mlp"``. Fewer is cheaper to fit
+            (the sampler's screening refits for every trial).
 
     Raises:
-        ValueError: An unknown family.
+        ValueError: An unknown family or ``n_estimators`` below 1.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -103,11 +106,16 @@ class PerformancePredictor:
         (True, True)
     """
 
-    def __init__(self, *, family: str = "forest", seed: int = 0) -> None:
+    def __init__(self, *, family: str = "forest", seed: int = 0,
+                 n_estimators: int | None = None) -> None:
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}")
+        if n_estimators is not None and (not isinstance(n_estimators, int) or n_estimators < 1):
+            raise ValueError(f"n_estimators must be None or an integer >= 1; got "
+                             f"{n_estimators!r}")
         self.family = family
         self.seed = seed
+        self.n_estimators = n_estimators
         self._fill: np.ndarray | None = None
         self._models: list[Any] = []
 
@@ -146,7 +154,8 @@ class PerformancePredictor:
         from sklearn.preprocessing import StandardScaler
 
         if self.family == "forest":
-            return [RandomForestRegressor(n_estimators=200, min_samples_leaf=2,
+            return [RandomForestRegressor(n_estimators=self.n_estimators or 200,
+                                          min_samples_leaf=2,
                                           random_state=self.seed, n_jobs=1)]
         if self.family == "gp":
             kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=3.0, nu=2.5,
@@ -155,7 +164,8 @@ class PerformancePredictor:
             return [make_pipeline(StandardScaler(), _QuietGP(GaussianProcessRegressor(
                 kernel, normalize_y=True, random_state=self.seed)))]
         if self.family == "boosting":
-            return [GradientBoostingRegressor(n_estimators=150, max_depth=3, learning_rate=0.05,
+            return [GradientBoostingRegressor(n_estimators=self.n_estimators or 150, max_depth=3,
+                                              learning_rate=0.05,
                                               subsample=0.7, random_state=self.seed + k)
                     for k in range(_MEMBERS)]
         return [make_pipeline(StandardScaler(), MLPRegressor(

@@ -263,10 +263,17 @@ class _Surrogate:
                 np.asarray(std, dtype=float).reshape(shape))
 
 
+#: Trees (forest) or stages per boosted member of the screening predictors: a quarter of the
+#: predictor's defaults, since they are refitted for every trial (a 200-tree forest cost
+#: about 4x the Gaussian process's time per trial on the 2-core machine).
+_SCREEN_ESTIMATORS = 50
+
+
 class _PredictorSurrogate:
     """One :class:`~neuromosaic_optuna.predictor.PerformancePredictor` per target column
-    (``family`` ``"forest"`` or ``"boosting"``), refitted on every call; its uncertainty is
-    the spread of the ensemble's members. Same interface as :class:`_Surrogate`."""
+    (``family`` ``"forest"`` or ``"boosting"``, :data:`_SCREEN_ESTIMATORS` trees or stages),
+    refitted on every call; its uncertainty is the spread of the ensemble's members. Same
+    interface as :class:`_Surrogate`."""
 
     def __init__(self, family: str, seed: int) -> None:
         self._family = family
@@ -279,7 +286,8 @@ class _PredictorSurrogate:
         y = np.asarray(y, dtype=float).reshape(len(x), -1)
         means, stds = [], []
         for column in y.T:
-            model = PerformancePredictor(family=self._family, seed=self._seed)
+            model = PerformancePredictor(family=self._family, seed=self._seed,
+                                         n_estimators=_SCREEN_ESTIMATORS)
             mean, std = model.fit(x, column).predict(candidates)
             means.append(mean)
             stds.append(std)

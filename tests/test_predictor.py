@@ -104,6 +104,7 @@ def test_screening_exhausts_the_space_without_repeats() -> None:
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: PerformancePredictor(family="svm"), "family must be one of"),
+    (lambda: PerformancePredictor(n_estimators=0), "n_estimators"),
     (lambda: PerformancePredictor().fit(np.zeros((3, 2)), [1.0, 2.0]), "targets"),
     (lambda: PerformancePredictor().fit(np.zeros((2, 1)), [1.0, float("nan")]), "finite"),
     (lambda: PerformancePredictor().predict(np.zeros((1, 1))), "fit the predictor"),

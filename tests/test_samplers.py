@@ -458,7 +458,7 @@ def _planted_gain(surrogate: str, constant: bool) -> float:
 
 
 def test_screening_ranks_a_planted_objective_better_than_a_constant() -> None:
-    # measured: gp 5.40, forest 0.400, boosting 0.375; a constant prediction 0.125
+    # measured: gp 5.40, forest 1.84 (50 trees); a constant prediction 0.125
     constant = _planted_gain("forest", True)
     assert _planted_gain("forest", False) > 2.5 * constant
     assert _planted_gain("gp", False) > 10 * constant
