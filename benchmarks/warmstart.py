@@ -17,9 +17,10 @@ Printed:
 * ``predictor``: :class:`~neuromosaic_optuna.predictor.PerformancePredictor` on the cell
   encoding plus zero-cost proxies (``--proxies``), fitted on the source trials; proxies of
   every network it scores (source cells and its shortlist of unseen cells) come from
-  ``benchmarks/data/nb201_proxies.csv`` where cached, else are computed the way
-  ``benchmarks/proxies.py`` computes them (weights from seed 0, the Fashion-MNIST stand-in
-  batch of 64; one network per cell, shared by all seeds); the table is never read for them;
+  computed the way ``benchmarks/proxies.py`` computes them (weights from seed 0, the
+  Fashion-MNIST stand-in batch, ``--proxy-batch`` images: 16 by default, four times cheaper
+  than the cache's 64, which is read at 64; one network per cell, shared by all seeds); the
+  table is never read for them;
 * the same for a bound no source study can beat: the true top ``--top-k`` cells of the whole
   CIFAR-10 table enqueued (perfect source knowledge; the incumbent is still chosen by one
   noisy run per trial, run-to-run std about 0.4 points on ImageNet16-120);
@@ -47,9 +48,11 @@ import numpy as np
 import optuna
 
 from neuromosaic_optuna.config import StudyConfig, load_study_file
+from neuromosaic_optuna.models import BuildContext
 from neuromosaic_optuna.models.nasbench201 import NASBench201Table, to_arch_str
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.plots import plot_search_progress, search_progress
+from neuromosaic_optuna.proxies import score_architecture, stand_in_batch
 from neuromosaic_optuna.study import create_study, open_slots, run_study, work
 from neuromosaic_optuna.transfer import source_config
 from neuromosaic_optuna.warmstart import warm_start
@@ -69,24 +72,29 @@ VARIANTS = {  # label -> selection (None: from scratch; "oracle": see _target)
 
 
 class _Proxies:
-    """``params -> {proxy: score}`` of NAS-Bench-201 cells: the cache of
-    ``benchmarks/proxies.py`` (seed 0, batch 64) first, else computed the same way."""
+    """``params -> {proxy: score}`` of NAS-Bench-201 cells as ``benchmarks/proxies.py``
+    computes them (10-class network with weights from seed 0, the Fashion-MNIST stand-in
+    batch drawn with seed 0, here of ``batch`` images), each cell once; at batch 64 the
+    cache of ``benchmarks/proxies.py`` is read first."""
 
-    def __init__(self, base: StudyConfig, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], batch: int) -> None:
         self.names = names
-        self.objective = Objective(base.with_overrides(seed=0, proxies=names))
+        self.inputs, self.targets = stand_in_batch(batch, 0)
         self.cached: dict[str, dict[str, float]] = {}
-        with CACHE.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["seed"] == "0" and row["batch"] == "64":
-                    self.cached[row["arch_str"]] = {n: float(row[n]) for n in names}
+        if batch == 64:
+            with CACHE.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    if row["seed"] == "0" and row["batch"] == "64":
+                        self.cached[row["arch_str"]] = {n: float(row[n]) for n in names}
         self.computed, self.seconds = 0, 0.0
 
     def __call__(self, params: dict[str, object]) -> dict[str, float]:
         key = to_arch_str(params)
         if key not in self.cached:
             start = time.perf_counter()
-            self.cached[key] = self.objective.proxy_scores(params)
+            self.cached[key] = score_architecture(
+                "nasbench201_net", params, BuildContext(num_classes=10, resolution=32),
+                self.inputs, self.targets, seed=0, names=self.names)
             self.seconds += time.perf_counter() - start
             self.computed += 1
         return self.cached[key]
@@ -157,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--proxies", default="jacob_cov,naswot",
                         help="proxies the predictor arm uses, comma-separated")
+    parser.add_argument("--proxy-batch", type=int, default=16,
+                        help="stand-in images the proxies see (64: read the proxies cache)")
     parser.add_argument("--plot", type=Path, help="write the progress figure (HTML) here")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -167,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     base = load_study_file(STUDY, overrides={"max_trials": args.target_trials})
     budget = args.target_trials
     studies: dict[str, list[optuna.Study]] = {label: [] for label in VARIANTS}
-    proxies = _Proxies(base, tuple(args.proxies.split(",")))
+    proxies = _Proxies(tuple(args.proxies.split(",")), args.proxy_batch)
     start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         config = base.with_overrides(seed=seed)
@@ -183,8 +193,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.first_seed + args.seeds - 1} ({args.seeds}); source {args.source_trials} "
           f"CIFAR-10 trials, top {args.top_k} enqueued; target {budget} trials; best mean "
           f"accuracy in the table {100 * best:.2f}% ({elapsed:.0f} s)")
-    print(f"predictor: proxies {', '.join(proxies.names)}; {proxies.computed} networks scored "
-          f"in this run ({proxies.seconds:.0f} s), the others read from {CACHE.name}")
+    print(f"predictor: proxies {', '.join(proxies.names)} on {args.proxy_batch} stand-in "
+          f"images; {proxies.computed} networks scored ({proxies.seconds:.0f} s)"
+          + (f", the others read from {CACHE.name}" if args.proxy_batch == 64 else ""))
     incumbents = {label: np.vstack([_incumbent_means(s) for s in group])
                   for label, group in studies.items()}
     _print_regret("regret (pp) of the incumbent (the cell the search reports: best observed "
