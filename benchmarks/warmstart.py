@@ -32,7 +32,9 @@ Printed:
   accuracy, the best observed accuracy (one noisy run), and the hypervolume of observed
   accuracy vs params (reference point: accuracy 0, the table's largest model).
 
-Usage: ``python benchmarks/warmstart.py [--seeds 40] [--first-seed 100] [--plot FILE.html]``.
+Usage: ``python benchmarks/warmstart.py [--seeds 40] [--first-seed 100] [--plot FILE.html]
+[--save RUN.npz]``; ``--pool RUN.npz ...`` prints the regret tables of saved runs over
+disjoint seeds pooled (several processes share a loaded machine that way).
 Seeds 0-39 were used while choosing the method; the default report uses seeds from 100 on.
 """
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -146,6 +149,26 @@ def _print_regret(title: str, best: float, found: dict[str, np.ndarray]) -> None
                                        for c in cells))
 
 
+_INCUMBENT_TITLE = ("regret (pp) of the incumbent (the cell the search reports: best observed "
+                    "accuracy so far), table means")
+_FOUND_TITLE = ("regret (pp) of the best cell evaluated so far, table means (as if the "
+                "incumbent were chosen without noise)")
+
+
+def _print_pooled(paths: list[Path], best: float) -> None:
+    """The regret tables of runs saved with ``--save`` (disjoint seeds), pooled."""
+    runs = [np.load(path) for path in paths]
+    seeds = np.concatenate([run["seeds"] for run in runs])
+    if len(set(seeds.tolist())) != len(seeds):
+        raise SystemExit("--pool: the saved runs share seeds")
+    print(f"pooled {len(paths)} saved runs: seeds {', '.join(map(str, sorted(seeds)))} "
+          f"({len(seeds)})")
+    for kind, title in (("incumbent", _INCUMBENT_TITLE), ("found", _FOUND_TITLE)):
+        labels = [k.split("|", 1)[1] for k in runs[0].files if k.startswith(kind + "|")]
+        _print_regret(title, best, {label: np.vstack([run[f"{kind}|{label}"] for run in runs])
+                                    for label in labels})
+
+
 def _need(curve: np.ndarray, goal: float, budget: int) -> int:
     reached = np.flatnonzero(curve >= goal - 1e-12)
     return int(reached[0]) + 1 if reached.size else budget + 1
@@ -168,11 +191,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--proxy-batch", type=int, default=16,
                         help="stand-in images the proxies see (64: read the proxies cache)")
     parser.add_argument("--plot", type=Path, help="write the progress figure (HTML) here")
+    parser.add_argument("--save", type=Path, help="also save the per-seed regret curves "
+                        "(.npz), so runs over disjoint seeds can be pooled with --pool")
+    parser.add_argument("--pool", type=Path, nargs="+", help="print the regret tables of "
+                        "saved runs pooled (no search is run)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     table = NASBench201Table()
     best = table.best_mean_accuracy("imagenet")
+    if args.pool:
+        _print_pooled(args.pool, best)
+        return
     max_params = float(table.arrays("imagenet")["params"].max())
     base = load_study_file(STUDY, overrides={"max_trials": args.target_trials})
     budget = args.target_trials
@@ -187,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
         for label, selection in VARIANTS.items():
             studies[label].append(_target(config, objective, source, selection, args.top_k,
                                           proxies))
+        print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", file=sys.stderr,
+              flush=True)
     elapsed = time.perf_counter() - start
 
     print(f"NAS-Bench-201 CIFAR-10 -> ImageNet16-120, TPE, seeds {args.first_seed}.."
@@ -198,12 +230,14 @@ def main(argv: list[str] | None = None) -> None:
           + (f", the others read from {CACHE.name}" if args.proxy_batch == 64 else ""))
     incumbents = {label: np.vstack([_incumbent_means(s) for s in group])
                   for label, group in studies.items()}
-    _print_regret("regret (pp) of the incumbent (the cell the search reports: best observed "
-                  "accuracy so far), table means", best, incumbents)
-    _print_regret("regret (pp) of the best cell evaluated so far, table means (as if the "
-                  "incumbent were chosen without noise)", best,
-                  {label: np.vstack([_found_means(s) for s in group])
-                   for label, group in studies.items()})
+    found = {label: np.vstack([_found_means(s) for s in group])
+             for label, group in studies.items()}
+    if args.save is not None:
+        np.savez(args.save, seeds=np.arange(args.first_seed, args.first_seed + args.seeds),
+                 **{f"incumbent|{k}": v for k, v in incumbents.items()},
+                 **{f"found|{k}": v for k, v in found.items()})
+    _print_regret(_INCUMBENT_TITLE, best, incumbents)
+    _print_regret(_FOUND_TITLE, best, found)
 
     observed = search_progress(studies, "accuracy", n_trials=budget)
     hv = search_progress(studies, "hypervolume", objectives=("accuracy", "params"),

@@ -35,7 +35,7 @@ _RANDOM_CANDIDATES = 4_096
 _MIN_SURROGATE_TRIALS = 5
 _DIVERSE_POOL = 3
 #: Candidates the encoding-only predictor passes on to be scored with proxies.
-_SHORTLIST = 100
+_SHORTLIST = 40
 #: Weight of the predictor's uncertainty in its optimistic bound ``mean + beta * std``
 #: (0: the mean; measured on seeds 0-2 of ``benchmarks/warmstart.py``, 0.5 enqueued worse
 #: cells: with ten trials, exploring unseen regions costs more than it finds).
