@@ -17,9 +17,10 @@ Printed:
 * ``predictor``: :class:`~neuromosaic_optuna.predictor.PerformancePredictor` on the cell
   encoding plus zero-cost proxies (``--proxies``), fitted on the source trials; proxies of
   every network it scores (source cells and its shortlist of unseen cells) come from
-  ``benchmarks/data/nb201_proxies.csv`` where cached, else are computed the way
-  ``benchmarks/proxies.py`` computes them (weights from seed 0, the Fashion-MNIST stand-in
-  batch of 64; one network per cell, shared by all seeds); the table is never read for them;
+  computed the way ``benchmarks/proxies.py`` computes them (weights from seed 0, the
+  Fashion-MNIST stand-in batch, ``--proxy-batch`` images: 16 by default, four times cheaper
+  than the cache's 64, which is read at 64; one network per cell, shared by all seeds); the
+  table is never read for them;
 * the same for a bound no source study can beat: the true top ``--top-k`` cells of the whole
   CIFAR-10 table enqueued (perfect source knowledge; the incumbent is still chosen by one
   noisy run per trial, run-to-run std about 0.4 points on ImageNet16-120);
@@ -31,7 +32,9 @@ Printed:
   accuracy, the best observed accuracy (one noisy run), and the hypervolume of observed
   accuracy vs params (reference point: accuracy 0, the table's largest model).
 
-Usage: ``python benchmarks/warmstart.py [--seeds 40] [--first-seed 100] [--plot FILE.html]``.
+Usage: ``python benchmarks/warmstart.py [--seeds 40] [--first-seed 100] [--plot FILE.html]
+[--save RUN.npz]``; ``--pool RUN.npz ...`` prints the regret tables of saved runs over
+disjoint seeds pooled (several processes share a loaded machine that way).
 Seeds 0-39 were used while choosing the method; the default report uses seeds from 100 on.
 """
 
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -47,9 +51,11 @@ import numpy as np
 import optuna
 
 from neuromosaic_optuna.config import StudyConfig, load_study_file
+from neuromosaic_optuna.models import BuildContext
 from neuromosaic_optuna.models.nasbench201 import NASBench201Table, to_arch_str
 from neuromosaic_optuna.objective import Objective
 from neuromosaic_optuna.plots import plot_search_progress, search_progress
+from neuromosaic_optuna.proxies import score_architecture, stand_in_batch
 from neuromosaic_optuna.study import create_study, open_slots, run_study, work
 from neuromosaic_optuna.transfer import source_config
 from neuromosaic_optuna.warmstart import warm_start
@@ -69,24 +75,29 @@ VARIANTS = {  # label -> selection (None: from scratch; "oracle": see _target)
 
 
 class _Proxies:
-    """``params -> {proxy: score}`` of NAS-Bench-201 cells: the cache of
-    ``benchmarks/proxies.py`` (seed 0, batch 64) first, else computed the same way."""
+    """``params -> {proxy: score}`` of NAS-Bench-201 cells as ``benchmarks/proxies.py``
+    computes them (10-class network with weights from seed 0, the Fashion-MNIST stand-in
+    batch drawn with seed 0, here of ``batch`` images), each cell once; at batch 64 the
+    cache of ``benchmarks/proxies.py`` is read first."""
 
-    def __init__(self, base: StudyConfig, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], batch: int) -> None:
         self.names = names
-        self.objective = Objective(base.with_overrides(seed=0, proxies=names))
+        self.inputs, self.targets = stand_in_batch(batch, 0)
         self.cached: dict[str, dict[str, float]] = {}
-        with CACHE.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if row["seed"] == "0" and row["batch"] == "64":
-                    self.cached[row["arch_str"]] = {n: float(row[n]) for n in names}
+        if batch == 64:
+            with CACHE.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    if row["seed"] == "0" and row["batch"] == "64":
+                        self.cached[row["arch_str"]] = {n: float(row[n]) for n in names}
         self.computed, self.seconds = 0, 0.0
 
     def __call__(self, params: dict[str, object]) -> dict[str, float]:
         key = to_arch_str(params)
         if key not in self.cached:
             start = time.perf_counter()
-            self.cached[key] = self.objective.proxy_scores(params)
+            self.cached[key] = score_architecture(
+                "nasbench201_net", params, BuildContext(num_classes=10, resolution=32),
+                self.inputs, self.targets, seed=0, names=self.names)
             self.seconds += time.perf_counter() - start
             self.computed += 1
         return self.cached[key]
@@ -138,6 +149,26 @@ def _print_regret(title: str, best: float, found: dict[str, np.ndarray]) -> None
                                        for c in cells))
 
 
+_INCUMBENT_TITLE = ("regret (pp) of the incumbent (the cell the search reports: best observed "
+                    "accuracy so far), table means")
+_FOUND_TITLE = ("regret (pp) of the best cell evaluated so far, table means (as if the "
+                "incumbent were chosen without noise)")
+
+
+def _print_pooled(paths: list[Path], best: float) -> None:
+    """The regret tables of runs saved with ``--save`` (disjoint seeds), pooled."""
+    runs = [np.load(path) for path in paths]
+    seeds = np.concatenate([run["seeds"] for run in runs])
+    if len(set(seeds.tolist())) != len(seeds):
+        raise SystemExit("--pool: the saved runs share seeds")
+    print(f"pooled {len(paths)} saved runs: seeds {', '.join(map(str, sorted(seeds)))} "
+          f"({len(seeds)})")
+    for kind, title in (("incumbent", _INCUMBENT_TITLE), ("found", _FOUND_TITLE)):
+        labels = [k.split("|", 1)[1] for k in runs[0].files if k.startswith(kind + "|")]
+        _print_regret(title, best, {label: np.vstack([run[f"{kind}|{label}"] for run in runs])
+                                    for label in labels})
+
+
 def _need(curve: np.ndarray, goal: float, budget: int) -> int:
     reached = np.flatnonzero(curve >= goal - 1e-12)
     return int(reached[0]) + 1 if reached.size else budget + 1
@@ -157,17 +188,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--proxies", default="jacob_cov,naswot",
                         help="proxies the predictor arm uses, comma-separated")
+    parser.add_argument("--proxy-batch", type=int, default=16,
+                        help="stand-in images the proxies see (64: read the proxies cache)")
     parser.add_argument("--plot", type=Path, help="write the progress figure (HTML) here")
+    parser.add_argument("--save", type=Path, help="also save the per-seed regret curves "
+                        "(.npz), so runs over disjoint seeds can be pooled with --pool")
+    parser.add_argument("--pool", type=Path, nargs="+", help="print the regret tables of "
+                        "saved runs pooled (no search is run)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
     table = NASBench201Table()
     best = table.best_mean_accuracy("imagenet")
+    if args.pool:
+        _print_pooled(args.pool, best)
+        return
     max_params = float(table.arrays("imagenet")["params"].max())
     base = load_study_file(STUDY, overrides={"max_trials": args.target_trials})
     budget = args.target_trials
     studies: dict[str, list[optuna.Study]] = {label: [] for label in VARIANTS}
-    proxies = _Proxies(base, tuple(args.proxies.split(",")))
+    proxies = _Proxies(tuple(args.proxies.split(",")), args.proxy_batch)
     start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         config = base.with_overrides(seed=seed)
@@ -177,22 +217,27 @@ def main(argv: list[str] | None = None) -> None:
         for label, selection in VARIANTS.items():
             studies[label].append(_target(config, objective, source, selection, args.top_k,
                                           proxies))
+        print(f"seed {seed} done ({time.perf_counter() - start:.0f} s)", file=sys.stderr,
+              flush=True)
     elapsed = time.perf_counter() - start
 
     print(f"NAS-Bench-201 CIFAR-10 -> ImageNet16-120, TPE, seeds {args.first_seed}.."
           f"{args.first_seed + args.seeds - 1} ({args.seeds}); source {args.source_trials} "
           f"CIFAR-10 trials, top {args.top_k} enqueued; target {budget} trials; best mean "
           f"accuracy in the table {100 * best:.2f}% ({elapsed:.0f} s)")
-    print(f"predictor: proxies {', '.join(proxies.names)}; {proxies.computed} networks scored "
-          f"in this run ({proxies.seconds:.0f} s), the others read from {CACHE.name}")
+    print(f"predictor: proxies {', '.join(proxies.names)} on {args.proxy_batch} stand-in "
+          f"images; {proxies.computed} networks scored ({proxies.seconds:.0f} s)"
+          + (f", the others read from {CACHE.name}" if args.proxy_batch == 64 else ""))
     incumbents = {label: np.vstack([_incumbent_means(s) for s in group])
                   for label, group in studies.items()}
-    _print_regret("regret (pp) of the incumbent (the cell the search reports: best observed "
-                  "accuracy so far), table means", best, incumbents)
-    _print_regret("regret (pp) of the best cell evaluated so far, table means (as if the "
-                  "incumbent were chosen without noise)", best,
-                  {label: np.vstack([_found_means(s) for s in group])
-                   for label, group in studies.items()})
+    found = {label: np.vstack([_found_means(s) for s in group])
+             for label, group in studies.items()}
+    if args.save is not None:
+        np.savez(args.save, seeds=np.arange(args.first_seed, args.first_seed + args.seeds),
+                 **{f"incumbent|{k}": v for k, v in incumbents.items()},
+                 **{f"found|{k}": v for k, v in found.items()})
+    _print_regret(_INCUMBENT_TITLE, best, incumbents)
+    _print_regret(_FOUND_TITLE, best, found)
 
     observed = search_progress(studies, "accuracy", n_trials=budget)
     hv = search_progress(studies, "hypervolume", objectives=("accuracy", "params"),

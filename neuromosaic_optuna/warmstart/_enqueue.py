@@ -179,12 +179,13 @@ def _warm_start_one(target: optuna.Study, source: _Source, *, space: SearchSpace
         storage.set_study_user_attr(marker_id, "state", "claimed")
         counts = {"infeasible": 0, "invalid": 0, "duplicate": 0, "unmapped": 0}
         table = _source_table(source.study, space, metrics)
-        ordered, diverse, note = _ordered_candidates(table, space, selection, seed, proxy_fn)
+        ordered, exploit, note = _ordered_candidates(table, space, selection, seed, proxy_fn)
         seen = _existing_keys(target)
-        pool = _DIVERSE_POOL * top_k if diverse else top_k
+        pool = _DIVERSE_POOL * top_k if exploit is not None else top_k
         chosen = _filter(ordered, pool, seen, constraints, profile_fn, space, counts)
-        if diverse:
-            chosen = _diverse(chosen, top_k, space.distributions)
+        if exploit is not None:
+            chosen = _diverse(chosen, top_k, space.distributions,
+                              exploit=round(exploit * top_k))
         dataset = source.study.user_attrs.get("neuromosaic", {}).get("dataset")
         enqueued = []
         for candidate in chosen:

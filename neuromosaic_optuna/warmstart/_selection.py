@@ -36,8 +36,16 @@ _MIN_SURROGATE_TRIALS = 5
 _DIVERSE_POOL = 3
 #: Candidates the encoding-only predictor passes on to be scored with proxies.
 _SHORTLIST = 40
-#: Weight of the predictor's uncertainty in its optimistic bound ``mean + beta * std``.
-_BETA = 0.5
+#: Weight of the predictor's uncertainty in its optimistic bound ``mean + beta * std``
+#: (0: the mean; measured on seeds 0-2 of ``benchmarks/warmstart.py``, 0.5 enqueued worse
+#: cells: with ten trials, exploring unseen regions costs more than it finds).
+_BETA = 0.0
+#: Weight of the encoding + proxies predictor in the shortlist's ranking (the rest: the
+#: encoding-only predictor's mean), a blend that hedges the proxies' noise.
+_BLEND = 0.5
+#: Share of ``top_k`` the predictor takes in its ranking's order; the rest is spread (greedy
+#: max-min distance) over the next best of ``_DIVERSE_POOL * top_k``.
+_PREDICTOR_EXPLOIT = 1.0
 
 
 # --------------------------------------------------------------------------- candidates
@@ -99,15 +107,23 @@ def _best_order(table: _SourceTable) -> list[int]:
                          table.violation)
 
 
-def _diverse(candidates: list[_Candidate], k: int,
-             dists: Mapping[str, BaseDistribution]) -> list[_Candidate]:
-    """Greedy max-min selection; the first candidate (the best) is always chosen. Each
-    chosen candidate records its distance to those chosen before it (``min_distance``)."""
+def _diverse(candidates: list[_Candidate], k: int, dists: Mapping[str, BaseDistribution],
+             exploit: int = 1) -> list[_Candidate]:
+    """Greedy max-min selection after the first ``exploit`` candidates (the best, always
+    chosen, in order). Each chosen candidate records its distance to those chosen before it
+    (``min_distance``)."""
     if not candidates:
         return []
+    exploit = max(1, min(exploit, k, len(candidates)))
     chosen = [candidates[0]._replace(extra={**candidates[0].extra, "min_distance": 1.0})]
     nearest = [param_distance(c.params, candidates[0].params, dists) for c in candidates]
     taken = {0}
+    for pick in range(1, exploit):
+        c = candidates[pick]
+        taken.add(pick)
+        chosen.append(c._replace(extra={**c.extra, "min_distance": round(nearest[pick], 6)}))
+        for i, other in enumerate(candidates):
+            nearest[i] = min(nearest[i], param_distance(other.params, c.params, dists))
     while len(chosen) < min(k, len(candidates)):
         # Farthest from the chosen set; ties go to the better (earlier) candidate.
         pick = max((i for i in range(len(candidates)) if i not in taken),
@@ -241,10 +257,11 @@ def _predictor_candidates(table: _SourceTable, space: SearchSpace, seed: int,
     Two stages: a predictor on the encoding alone, fitted on the source trials, screens the
     target space (as ``"surrogate"`` enumerates it) down to :data:`_SHORTLIST` cells by its
     optimistic bound; with ``proxy_fn``, those cells and the source trials are scored by
-    their proxies, a second predictor on encoding + proxies is fitted and re-ranks the
-    shortlist by ``mean + _BETA * std``. Only the source's measured values and the networks'
-    own proxies are read. Returns None with fewer than 5 usable source trials, else the
-    ranking and the features used (``"encoding+proxies"`` or ``"encoding"``).
+    their proxies, a second predictor on encoding + proxies is fitted, and the shortlist is
+    re-ranked by the blend of both predictors (``_BLEND``) plus ``_BETA`` times its spread.
+    Only the source's measured values and the networks' own proxies are read. Returns None
+    with fewer than 5 usable source trials, else the ranking and the features used
+    (``"encoding+proxies"`` or ``"encoding"``).
     """
     usable = [i for i, m in enumerate(table.mapped) if m and table.feasible[i]]
     dists = _known_space([table.mapped[i] for i in usable], space.distributions)
@@ -272,8 +289,9 @@ def _predictor_candidates(table: _SourceTable, space: SearchSpace, seed: int,
                 architecture_features(mapped, dists, source_scores, names), y)
             mean_s, std_s = fine.predict(architecture_features(
                 [grid[i] for i in short], dists, short_scores, names))
-            mean[short], std[short] = mean_s, std_s
-            rerank = np.argsort(-(mean_s + _BETA * std_s), kind="stable")
+            mean[short] = _BLEND * mean_s + (1.0 - _BLEND) * mean[short]
+            std[short] = _BLEND * std_s + (1.0 - _BLEND) * std[short]
+            rerank = np.argsort(-(mean[short] + _BETA * std[short]), kind="stable")
             order = [short[int(i)] for i in rerank] + order[_SHORTLIST:]
             features = "encoding+proxies"
     exact = {_key(table.mapped[i]): i for i in usable}
@@ -303,9 +321,10 @@ def _key(params: Mapping[str, Any]) -> str:
 
 def _ordered_candidates(table: _SourceTable, space: SearchSpace, selection: str,
                         seed: int, proxy_fn: ProxyFn | None = None
-                        ) -> tuple[Iterable[_Candidate], bool, str | None]:
-    """Candidates in order of preference, whether the list is a final choice (diverse), and
-    a note when the selection fell back to something else."""
+                        ) -> tuple[Iterable[_Candidate], float | None, str | None]:
+    """Candidates in order of preference; None, or the share of ``top_k`` taken in order
+    before the rest is spread (:func:`_diverse` over ``_DIVERSE_POOL * top_k`` candidates);
+    and a note when the selection fell back to something else."""
     if selection == "predictor":
         result = _predictor_candidates(table, space, seed, proxy_fn)
         if result is not None:
@@ -313,18 +332,19 @@ def _ordered_candidates(table: _SourceTable, space: SearchSpace, selection: str,
             note = None if features == "encoding+proxies" else (
                 "predictor: no proxy function, so it ranked on the cell encoding alone "
                 "(give proxy_fn, or set proxies in the study file)")
-            return ranked_by_predictor, False, note
+            return (ranked_by_predictor,
+                    None if _PREDICTOR_EXPLOIT >= 1.0 else _PREDICTOR_EXPLOIT, note)
         return (*_ordered_candidates(table, space, "pareto", seed)[:2],
                 f"predictor: fewer than {_MIN_SURROGATE_TRIALS} usable source trials, so it "
                 "fell back to pareto")
     if selection == "surrogate":
         ranked = _surrogate_candidates(table, space, seed)
         if ranked is not None:
-            return ranked, False, None
+            return ranked, None, None
         selection = "pareto"
     if selection == "best":
         order = _best_order(table)
     else:
         order = _pareto_order(table.values, table.directions, table.feasible, table.violation)
     return [_Candidate(table.mapped[i], table.trials[i], {"rank": r})
-            for r, i in enumerate(order)], selection == "diverse", None
+            for r, i in enumerate(order)], 0.0 if selection == "diverse" else None, None
