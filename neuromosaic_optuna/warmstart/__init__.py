@@ -24,7 +24,17 @@ Selection (``selection=``), per source, among its COMPLETE trials with status ``
   else 4,096 random points plus the source trials) and the best *predicted* ones are
   enqueued, whether or not the source evaluated them. On NAS-Bench-201 CIFAR-10 ->
   ImageNet16-120 this beats enqueueing the source's best trials (``benchmarks/warmstart.py``);
-  with fewer than 5 usable source trials it falls back to ``"pareto"``.
+  with fewer than 5 usable source trials it falls back to ``"pareto"``;
+* ``"predictor"``: a :class:`~neuromosaic_optuna.predictor.PerformancePredictor` (random
+  forest with its trees' spread) on the cell encoding, fitted on the source trials, screens
+  the target space as ``"surrogate"`` does down to 40 cells; ``proxy_fn`` (e.g.
+  :meth:`~neuromosaic_optuna.objective.Objective.proxy_scores`, what ``run_transfer`` passes
+  when the study file sets ``proxies``) scores those cells and the source trials (a source
+  trial's stored proxies are reused), a second predictor on encoding + proxies is fitted,
+  and the shortlist is enqueued in the order of the two predictors' blended mean. It never
+  reads a value the source did not measure. Without ``proxy_fn`` it ranks on the encoding
+  alone, and with fewer than 5 usable source trials it falls back to ``"pareto"``; the
+  report (:meth:`WarmStartReport.summary`) says which.
 
 Mapping (:meth:`SearchSpace.map_params`): numbers are clipped and snapped to the target's
 range and step, categoricals kept only if still a choice, params the target lacks dropped,
