@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import torch
 
 from neuromosaic_optuna.config import StudyConfig, load_study_file
 from neuromosaic_optuna.models import BuildContext
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> None:
                         "saved runs pooled (no search is run)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    torch.set_num_threads(1)  # proxies: one thread (idle threads spin on a loaded machine)
 
     table = NASBench201Table()
     best = table.best_mean_accuracy("imagenet")
