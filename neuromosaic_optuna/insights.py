@@ -7,7 +7,8 @@ effects", "clean vs robust accuracy", ...). This module computes them from a fin
 p-value (seeded permutation test, Fisher's exact test or a regression's t-test); all p-values
 of one study are adjusted together with the Benjamini-Hochberg procedure
 (:func:`scipy.stats.false_discovery_control`), and only findings that survive at
-:data:`ALPHA` are stated as claims. The others say what was measured and that the study
+:data:`ALPHA` and whose interval excludes zero (the test and the interval agree on the sign)
+are stated as claims. The others say what was measured and that the study
 cannot support a claim. Effects are associations among the trials the sampler chose, not
 causal effects, and the sentences say so.
 
@@ -43,9 +44,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +90,8 @@ class Finding:
         unit: What the number is (e.g. ``"Spearman rho"``).
         p_value: Raw p-value of its test; None for a descriptive number (no claim is tested).
         adjusted_p: Benjamini-Hochberg adjusted p-value across the study's tests.
-        supported: True when the test survives the false-discovery control at :data:`ALPHA`.
+        supported: True when the test survives the false-discovery control at :data:`ALPHA`
+            and the interval ``[low, high]`` excludes zero.
         claim: The sentence stated when supported.
         measured: The sentence stated otherwise.
     """
@@ -334,6 +337,17 @@ def _metrics_to_study(table: _Table) -> list[str]:
 # --------------------------------------------------------------------------- analyses
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's log at WARNING inside the block, as it was after."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def _importance(study: optuna.Study, table: _Table, seed: int, n_boot: int) -> list[Finding]:
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
@@ -348,7 +362,8 @@ def _importance(study: optuna.Study, table: _Table, seed: int, n_boot: int) -> l
             return float(t.values[i])
 
         def importances(trials: Sequence[FrozenTrial]) -> dict[str, float]:
-            tmp = optuna.create_study(directions=study.directions)
+            with _quiet_optuna():  # one in-memory study per bootstrap sample: no log line each
+                tmp = optuna.create_study(directions=study.directions)
             tmp.add_trials(trials)
             return get_param_importances(
                 tmp, evaluator=FanovaImportanceEvaluator(n_trees=32, seed=seed),
@@ -669,8 +684,13 @@ def _adjust(findings: list[Finding]) -> list[Finding]:
     adjusted = false_discovery_control([findings[i].p_value for i in tested], method="bh")
     out = list(findings)
     for i, q in zip(tested, adjusted, strict=True):
-        out[i] = replace(out[i], adjusted_p=float(q), supported=bool(q <= ALPHA)
-                         and math.isfinite(out[i].estimate))
+        f = out[i]
+        # A claim needs the test and the interval to agree: a regression's t-test can pass on
+        # an outlier while the bootstrap over trials still straddles zero.
+        straddles = (math.isfinite(f.low) and math.isfinite(f.high)
+                     and f.low <= 0.0 <= f.high)
+        out[i] = replace(f, adjusted_p=float(q), supported=bool(q <= ALPHA)
+                         and math.isfinite(f.estimate) and not straddles)
     return out
 
 

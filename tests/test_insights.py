@@ -205,6 +205,28 @@ def test_robustness_clean_vs_robust_slope_and_size() -> None:
     assert not size.supported  # params were drawn independently
 
 
+def test_claim_needs_the_interval_to_exclude_zero_not_only_the_test() -> None:
+    """One diverged net (clean 0.1, robust 0.0) among 19 unrelated ones: the regression's
+    t-test is far below any threshold, but the bootstrap over trials straddles zero, so the
+    slope is measured, not claimed."""
+    rng = random.Random(0)
+    study = _study(["maximize", "maximize"], ["clean_accuracy", "adversarial_accuracy"])
+    dist = FloatDistribution(0.0, 0.3)
+    trials = []
+    for i in range(20):
+        clean, adv = (0.1, 0.0) if i == 0 else (rng.uniform(0.7, 0.8), rng.uniform(0.3, 0.4))
+        trials.append(optuna.trial.create_trial(
+            params={"train_noise_std": rng.uniform(0, 0.3)},
+            distributions={"train_noise_std": dist}, values=[clean, adv],
+            user_attrs={"metrics": {"params": rng.uniform(1e5, 1e6)}}))
+    study.add_trials(trials)
+    slope = study_insights(study, seed=0, n_boot=300,
+                           importance=False).by_analysis("clean vs robust")[0]
+    assert slope.adjusted_p is not None and slope.adjusted_p < 1e-6
+    assert slope.low < 0 < slope.high
+    assert not slope.supported and "cannot support a claim" in slope.sentence
+
+
 def test_vit_heads_note_and_depth_width_ratio() -> None:
     study = _study(["maximize", "minimize"], ["accuracy", "flops"])
     layers, heads = IntDistribution(2, 12), IntDistribution(2, 8)
